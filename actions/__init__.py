@@ -1,0 +1,1 @@
+"""Custom actions written with rasa-sdk; run in process or by a Rasa action server."""

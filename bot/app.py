@@ -1,0 +1,215 @@
+"""``create_app(settings)``: the only place that wires everything together.
+
+Resources (database engine, NLU model, outbox dispatcher) are opened in
+``before_server_start`` and closed in ``after_server_stop``, never at import time.
+``open_services`` is the same wiring without a server, for ``donghanh chat``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+from bot.channels.rest import handler as rest_channel
+from bot.channels.webchat import handler as webchat_channel
+from bot.config import Settings
+from bot.engine.actions import InProcessActionRunner
+from bot.engine.outbox import OutboxDispatcher, Sender
+from bot.engine.policy import Policy
+from bot.engine.responses import ResponseCatalog
+from bot.engine.turns import TurnEngine
+from bot.errors import ConfigError
+from bot.nlu.interpreter import ClassifierInterpreter
+from bot.nlu.training import load_interpreter
+from bot.storage.crypto import Vault
+from bot.storage.db import create_engine, ping, session_factory
+from bot.storage.migrate import current_revision, head_revision
+from bot.storage.repository import Store
+from bot.web import health, pages, parse
+from bot.web.errors import register_error_handlers
+
+logger = logging.getLogger("donghanh.app")
+RECOVERY_GRACE = timedelta(seconds=30)
+_app_numbers = itertools.count(1)
+
+
+class ModelHolder:
+    """Holds the interpreter in use; swapping it is one attribute assignment."""
+
+    def __init__(self, interpreter: ClassifierInterpreter) -> None:
+        self.current = interpreter
+
+    def get(self) -> ClassifierInterpreter:
+        return self.current
+
+    def info(self) -> dict[str, str]:
+        return {
+            "data_hash": str(self.current.meta.get("data_hash", "")),
+            "trained_at": str(self.current.meta.get("trained_at", "")),
+        }
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    models: ModelHolder
+    turns: TurnEngine
+    dispatcher: OutboxDispatcher
+    database: Any
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def check_schema_is_current(database: Any) -> None:
+    current, head = await current_revision(database), head_revision()
+    if current != head:
+        raise ConfigError(
+            f"the database is at revision {current or 'none'}, the code needs {head}: "
+            "run `donghanh db upgrade`"
+        )
+
+
+def build_policy(settings: Settings) -> Policy:
+    catalog = ResponseCatalog.from_file(settings.responses_file)
+    return Policy(catalog, InProcessActionRunner(domain={"responses": catalog.as_rasa_domain()}))
+
+
+async def open_services(settings: Settings, senders: dict[str, Sender] | None = None) -> Services:
+    settings.require_secrets()
+    database = create_engine(settings.database_url)
+    await check_schema_is_current(database)
+    store = Store(
+        session_factory(database), Vault(settings.encryption_keys), settings.pseudonym_secret
+    )
+    models = ModelHolder(load_interpreter(settings.model_dir, settings.nlu_threshold))
+    dispatcher = OutboxDispatcher(
+        store,
+        senders or {},
+        max_attempts=settings.outbox_max_attempts,
+        retry_base_seconds=settings.outbox_retry_base_seconds,
+    )
+    turns = TurnEngine(
+        store,
+        models.get,
+        build_policy(settings),
+        max_message_chars=settings.max_message_chars,
+        on_outbox=dispatcher.wake,
+        fault_delay_seconds=settings.fault_turn_delay_ms / 1000,
+    )
+    return Services(settings, store, models, turns, dispatcher, database)
+
+
+async def close_services(services: Services) -> None:
+    for task in services.tasks:
+        task.cancel()
+    for task in services.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    await services.database.dispose()
+
+
+async def _recovery_loop(services: Services) -> None:
+    await services.turns.recover()
+    while True:
+        await asyncio.sleep(services.settings.recovery_interval_seconds)
+        try:
+            await services.turns.recover(older_than=RECOVERY_GRACE)
+        except Exception:
+            logger.exception("recovery failed", extra={"event": "recovery_error"})
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.ctx.services
+    return services
+
+
+def _turns(request: Request) -> TurnEngine:
+    return _services(request).turns
+
+
+async def _ping(request: Request) -> None:
+    await ping(_services(request).database)
+
+
+def _model_info(request: Request) -> dict[str, str]:
+    return _services(request).models.info()
+
+
+def _interpreter(request: Request) -> ClassifierInterpreter:
+    return _services(request).models.get()
+
+
+def _add_security_headers(response: HTTPResponse) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    )
+    headers.setdefault("Cache-Control", "no-store")
+
+
+def create_app(settings: Settings) -> Sanic[Any, Any]:
+    app = Sanic(f"donghanh_{next(_app_numbers)}", configure_logging=False)
+    app.config.REQUEST_MAX_SIZE = settings.request_max_bytes
+    app.config.WEBSOCKET_MAX_SIZE = webchat_channel.MAX_FRAME_BYTES
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.ACCESS_LOG = False
+    app.config.MOTD = False
+    app.config.OAS = False  # the API issue serves its own OpenAPI document; no CDN UI
+    sessions = webchat_channel.WebChatSessions()
+
+    @app.before_server_start
+    async def open_resources(app: Sanic[Any, Any]) -> None:
+        app.ctx.services = await open_services(settings, {webchat_channel.CHANNEL: sessions})
+
+    @app.after_server_start
+    async def start_background_work(app: Sanic[Any, Any]) -> None:
+        services: Services = app.ctx.services
+        services.tasks.append(asyncio.create_task(services.dispatcher.run_forever()))
+        services.tasks.append(asyncio.create_task(_recovery_loop(services)))
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic[Any, Any]) -> None:
+        await close_services(app.ctx.services)
+
+    @app.on_request
+    async def start_timer(request: Request) -> None:
+        request.ctx.started = time.perf_counter()
+
+    @app.on_response
+    async def finish(request: Request, response: HTTPResponse) -> None:
+        _add_security_headers(response)
+        started = getattr(request.ctx, "started", None)
+        logger.info(
+            "request",
+            extra={
+                "event": "http",
+                "method": request.method,
+                "route": request.route.path if request.route else "-",
+                "status": response.status,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
+            },
+        )
+
+    register_error_handlers(app)
+    app.blueprint(rest_channel.create_blueprint(_turns, settings.request_max_bytes))
+    app.blueprint(webchat_channel.create_blueprint(_turns, sessions))
+    app.blueprint(health.create_blueprint(_ping, _model_info))
+    app.blueprint(parse.create_blueprint(_interpreter, settings.request_max_bytes))
+    app.blueprint(pages.create_blueprint())
+    app.static("/static", Path(__file__).parent / "web" / "static", name="static")
+    return app

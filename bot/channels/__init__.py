@@ -1,0 +1,1 @@
+"""Channels: one subpackage per platform, each verifying, parsing and sending."""

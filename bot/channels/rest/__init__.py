@@ -1,0 +1,1 @@
+"""Rasa's REST channel: the replies come back in the HTTP response."""

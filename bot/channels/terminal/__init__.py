@@ -1,0 +1,1 @@
+"""The terminal channel behind ``donghanh chat``: the same engine, no server."""

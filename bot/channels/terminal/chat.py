@@ -1,0 +1,56 @@
+"""``donghanh chat``: type a message, read the bot's replies, in a terminal.
+
+Runs the same engine and storage as the server (messages are stored and encrypted the
+same way). Buttons are shown numbered; typing the number selects the button.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import TextIO
+
+from bot.config import Settings
+from bot.domain import Button, Delivery, InboundMessage
+
+CHANNEL = "terminal"
+QUIT_WORDS = {"/quit", "/exit", "/thoat"}
+
+
+def render(delivery: Delivery) -> list[str]:
+    lines = [f"Đồng Hành: {delivery.reply.text}"]
+    lines += [f"  {i}. {button.title}" for i, button in enumerate(delivery.reply.buttons, start=1)]
+    return lines
+
+
+def resolve_choice(text: str, buttons: list[Button]) -> str:
+    stripped = text.strip()
+    if stripped.isdigit() and 1 <= int(stripped) <= len(buttons):
+        return buttons[int(stripped) - 1].payload
+    return text
+
+
+async def run_terminal_chat(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
+    from bot.app import close_services, open_services
+
+    services = await open_services(settings)
+    sender = f"terminal-{secrets.token_hex(8)}"
+    buttons: list[Button] = []
+    stdout.write("Gõ tin nhắn rồi Enter. Gõ /thoat để kết thúc.\n")
+    stdout.flush()
+    try:
+        while True:
+            line = await asyncio.to_thread(stdin.readline)
+            if not line or line.strip() in QUIT_WORDS:
+                return 0
+            text = resolve_choice(line.rstrip("\r\n"), buttons)
+            await services.turns.handle(
+                InboundMessage(channel=CHANNEL, sender_id=sender, text=text)
+            )
+            buttons = []
+            for delivery in await services.store.do_take_pending_for_contact(CHANNEL, sender):
+                stdout.write("\n".join(render(delivery)) + "\n")
+                buttons = list(delivery.reply.buttons) or buttons
+            stdout.flush()
+    finally:
+        await close_services(services)

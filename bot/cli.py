@@ -1,0 +1,285 @@
+"""The ``donghanh`` command: setup, serve, chat, db, users, nlu.
+
+Passwords are never taken from the command line (other users can read it): they come
+from a prompt or from ``DONGHANH_NEW_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+from bot.config import Settings, load_settings
+from bot.domain import StaffRole
+from bot.errors import BadInput, ConfigError, DataFormatError, DonghanhError
+from bot.logs import configure_logging
+
+PASSWORD_ENV = "DONGHANH_NEW_PASSWORD"  # noqa: S105 (a variable name, not a password)
+
+
+def _settings(args: argparse.Namespace, *, create_secrets: bool = False) -> Settings:
+    settings = load_settings(create_secrets=create_secrets)
+    overrides = {
+        k: getattr(args, k)
+        for k in ("host", "port", "workers")
+        if getattr(args, k, None) is not None
+    }
+    if overrides:
+        settings = Settings(**{**settings.__dict__, **overrides})
+    return settings
+
+
+# -- db and users ---------------------------------------------------------------------
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bot.storage.migrate import upgrade_database
+
+    settings = _settings(args, create_secrets=True)
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.database_url)
+    print("Cơ sở dữ liệu đã ở phiên bản mới nhất.")
+    return 0
+
+
+async def _create_user(settings: Settings, username: str, role: str, password: str) -> None:
+    from bot.storage.crypto import Vault
+    from bot.storage.db import create_engine, session_factory
+    from bot.storage.passwords import hash_password
+    from bot.storage.repository import Store
+
+    database = create_engine(settings.database_url)
+    try:
+        store = Store(
+            session_factory(database), Vault(settings.encryption_keys), settings.pseudonym_secret
+        )
+        if await store.check_staff_user_exists(username):
+            raise BadInput(f"user {username!r} already exists")
+        user_id = await store.do_create_staff_user(username, hash_password(password), role)
+        await store.do_append_audit(
+            "staff_user_created",
+            target_type="staff_user",
+            target_id=str(user_id),
+            detail={"role": role},
+        )
+    finally:
+        await database.dispose()
+
+
+def _read_new_password() -> str:
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        raise BadInput(f"no terminal to ask for a password: set {PASSWORD_ENV}")
+    first = getpass.getpass("Mật khẩu: ")
+    if first != getpass.getpass("Nhập lại mật khẩu: "):
+        raise BadInput("the two passwords differ")
+    return first
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    settings.require_secrets()
+    asyncio.run(_create_user(settings, args.username, args.role, _read_new_password()))
+    print(f"Đã tạo tài khoản {args.username} ({args.role}).")
+    return 0
+
+
+async def _ensure_first_admin(settings: Settings) -> str | None:
+    from bot.storage.crypto import Vault
+    from bot.storage.db import create_engine, session_factory
+    from bot.storage.passwords import generate_password
+    from bot.storage.repository import Store
+
+    database = create_engine(settings.database_url)
+    try:
+        store = Store(
+            session_factory(database), Vault(settings.encryption_keys), settings.pseudonym_secret
+        )
+        if await store.count_staff_users():
+            return None
+    finally:
+        await database.dispose()
+    password = generate_password()
+    await _create_user(settings, "admin", StaffRole.ADMIN.value, password)
+    return password
+
+
+# -- nlu ------------------------------------------------------------------------------
+
+
+def cmd_nlu_train(args: argparse.Namespace) -> int:
+    from bot.nlu.training import ensure_model, train
+
+    settings = _settings(args)
+    data_dir = Path(args.data) if args.data else settings.nlu_data_dir
+    out_dir = Path(args.out) if args.out else settings.model_dir
+    print(f"Đang huấn luyện NLU từ {data_dir} …", flush=True)
+    summary = ensure_model(data_dir, out_dir) if args.if_stale else train(data_dir, out_dir)
+    if summary is None:
+        print("Mô hình NLU đã cập nhật, không cần huấn luyện lại.")
+        return 0
+    print(
+        f"Xong: {summary.examples} câu mẫu, {summary.intents} ý định, "
+        f"{summary.seconds:.1f} giây -> {summary.model_path}"
+    )
+    return 0
+
+
+def cmd_nlu_parse(args: argparse.Namespace) -> int:
+    from bot.nlu.training import load_interpreter
+
+    settings = _settings(args)
+    interpreter = load_interpreter(
+        Path(args.model) if args.model else settings.model_dir, settings.nlu_threshold
+    )
+    for line in sys.stdin:
+        result = interpreter.parse(line.rstrip("\r\n"))
+        print(json.dumps(result.as_rasa_dict(), ensure_ascii=False), flush=True)
+    return 0
+
+
+# -- setup, serve, chat ---------------------------------------------------------------
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Everything ``make run`` needs before serving: secrets, schema, admin, model."""
+    from bot.nlu.training import ensure_model
+    from bot.storage.migrate import upgrade_database
+
+    settings = _settings(args, create_secrets=True)
+    upgrade_database(settings.database_url)
+    password = asyncio.run(_ensure_first_admin(settings))
+    summary = ensure_model(settings.nlu_data_dir, settings.model_dir)
+    print(f"Thư mục phiên bản: {settings.instance_dir}")
+    print("Mô hình NLU: " + ("đã huấn luyện lại." if summary else "đã cập nhật."))
+    if password:
+        print("Tài khoản quản trị đầu tiên (chỉ hiện MỘT lần, hãy lưu lại):")
+        print(f"  tên đăng nhập: admin\n  mật khẩu: {password}")
+    return 0
+
+
+def _serve_single(settings: Settings) -> None:
+    from bot.app import create_app
+
+    app = create_app(settings)
+    app.run(
+        host=settings.host, port=settings.port, single_process=True, access_log=False, motd=False
+    )
+
+
+def _serve_workers(settings: Settings) -> None:
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from bot.app import create_app
+
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = loader.load()
+    app.prepare(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=False,
+        motd=False,
+    )
+    Sanic.serve(primary=app, app_loader=loader)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    settings.require_secrets()
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"Đồng Hành đang chạy.\n  Trò chuyện trên web: {base}/chat\n"
+        f"  API REST: {base}/webhooks/rest/webhook",
+        flush=True,
+    )
+    if settings.workers > 1:
+        _serve_workers(settings)
+    else:
+        _serve_single(settings)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.channels.terminal.chat import run_terminal_chat
+
+    settings = _settings(args)
+    return asyncio.run(run_terminal_chat(settings, sys.stdin, sys.stdout))
+
+
+# -- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="donghanh", description="Đồng Hành chat service")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser(
+        "setup", help="create secrets, migrate, first admin, train if stale"
+    ).set_defaults(func=cmd_setup)
+
+    serve = commands.add_parser("serve", help="start the web service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    commands.add_parser("chat", help="chat with the bot in this terminal").set_defaults(
+        func=cmd_chat
+    )
+
+    db = commands.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="run migrations").set_defaults(func=cmd_db_upgrade)
+
+    users = commands.add_parser("users", help="staff accounts").add_subparsers(
+        dest="users_command", required=True
+    )
+    create = users.add_parser(
+        "create", help=f"create a staff account (password from a prompt or {PASSWORD_ENV})"
+    )
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
+    create.set_defaults(func=cmd_users_create)
+
+    nlu = commands.add_parser("nlu", help="language understanding").add_subparsers(
+        dest="nlu_command", required=True
+    )
+    train = nlu.add_parser("train", help="train the intent model")
+    train.add_argument("--data")
+    train.add_argument("--out")
+    train.add_argument("--if-stale", action="store_true", help="only when the data changed")
+    train.set_defaults(func=cmd_nlu_train)
+    parse = nlu.add_parser("parse", help="parse one message per stdin line into JSON lines")
+    parse.add_argument("--model")
+    parse.set_defaults(func=cmd_nlu_parse)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(
+        os.environ.get(
+            "DONGHANH_LOG_LEVEL", "WARNING" if args.command in {"chat", "nlu"} else "INFO"
+        )
+    )
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except (ConfigError, DataFormatError, BadInput, FileNotFoundError) as exc:
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return 2
+    except DonghanhError as exc:
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

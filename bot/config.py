@@ -1,0 +1,198 @@
+"""Settings: the only place configuration and secrets are read.
+
+Values come from, in rising order of precedence: built-in defaults, an optional YAML
+file (``DONGHANH_CONFIG_FILE``), and ``DONGHANH_*`` environment variables. The instance
+secrets (encryption keys, pseudonymisation secret) live in ``<instance>/secrets.yml``
+with file mode 600, generated on first run; environment variables override them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography.fernet import Fernet
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "DONGHANH_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRETS_FILE_NAME = "secrets.yml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be configured with. Secrets are kept out of repr."""
+
+    instance_dir: Path = Path("instance")
+    database_url: str = ""
+    data_dir: Path = PROJECT_ROOT / "data"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "INFO"
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
+    pseudonym_secret: str = field(default="", repr=False)
+    nlu_threshold: float = 0.45
+    max_message_chars: int = 4000
+    request_max_bytes: int = 256 * 1024
+    outbox_max_attempts: int = 8
+    outbox_retry_base_seconds: float = 1.0
+    recovery_interval_seconds: float = 5.0
+    fault_turn_delay_ms: int = 0
+
+    @property
+    def model_dir(self) -> Path:
+        return self.instance_dir / "nlu-model"
+
+    @property
+    def nlu_data_dir(self) -> Path:
+        return self.data_dir / "nlu"
+
+    @property
+    def responses_file(self) -> Path:
+        return self.data_dir / "responses.yml"
+
+    def require_secrets(self) -> None:
+        if not self.encryption_keys:
+            raise ConfigError(
+                "DONGHANH_ENCRYPTION_KEYS is not set and no instance secrets file exists "
+                f"at {self.instance_dir / SECRETS_FILE_NAME}"
+            )
+        if not self.pseudonym_secret:
+            raise ConfigError(
+                "DONGHANH_PSEUDONYM_SECRET is not set and no instance secrets file exists "
+                f"at {self.instance_dir / SECRETS_FILE_NAME}"
+            )
+
+
+def _parse_bool(raw: str) -> bool:
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _parse_keys(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, (list, tuple)):
+        return tuple(str(key).strip() for key in raw if str(key).strip())
+    return tuple(key.strip() for key in str(raw).split(",") if key.strip())
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "instance_dir": lambda raw: Path(str(raw)),
+    "data_dir": lambda raw: Path(str(raw)),
+    "port": int,
+    "workers": int,
+    "nlu_threshold": float,
+    "max_message_chars": int,
+    "request_max_bytes": int,
+    "outbox_max_attempts": int,
+    "outbox_retry_base_seconds": float,
+    "recovery_interval_seconds": float,
+    "fault_turn_delay_ms": int,
+    "encryption_keys": _parse_keys,
+}
+
+
+def _convert(name: str, raw: Any, origin: str) -> Any:
+    converter = _CONVERTERS.get(name, str)
+    try:
+        return converter(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin} has an invalid value: {exc}") from exc
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"DONGHANH_CONFIG_FILE ({path}) cannot be read: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"DONGHANH_CONFIG_FILE ({path}) must hold a mapping of settings")
+    return loaded
+
+
+def _known_names() -> set[str]:
+    return {f.name for f in fields(Settings)}
+
+
+def _collect_values(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    config_file = env.get(f"{ENV_PREFIX}CONFIG_FILE")
+    if config_file:
+        for key, raw in _read_config_file(Path(config_file)).items():
+            if key not in _known_names():
+                raise ConfigError(f"DONGHANH_CONFIG_FILE ({config_file}): unknown setting {key!r}")
+            values[key] = _convert(key, raw, f"{config_file}: {key}")
+    for name in _known_names():
+        variable = f"{ENV_PREFIX}{name.upper()}"
+        if variable in env:
+            values[name] = _convert(name, env[variable], variable)
+    return values
+
+
+def _read_secrets_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping of secrets")
+    return loaded
+
+
+def generate_secrets() -> dict[str, Any]:
+    return {
+        "encryption_keys": [Fernet.generate_key().decode("ascii")],
+        "pseudonym_secret": secrets.token_urlsafe(48),
+    }
+
+
+def write_private_yaml(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` to ``path`` readable by the owner only (mode 600), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(dict(data), handle, allow_unicode=True)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def ensure_instance_secrets(instance_dir: Path) -> bool:
+    """Create the instance secrets file if it is missing. Returns True if created."""
+    path = instance_dir / SECRETS_FILE_NAME
+    if path.exists():
+        return False
+    write_private_yaml(path, generate_secrets())
+    return True
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, create_secrets: bool = False
+) -> Settings:
+    """Build Settings from the environment (and the optional config file).
+
+    With ``create_secrets`` the instance secrets are generated when missing, as
+    ``make run`` and ``donghanh serve`` need on first run.
+    """
+    env = os.environ if env is None else env
+    values = _collect_values(env)
+    instance_dir = Path(values.get("instance_dir", Settings.instance_dir)).resolve()
+    values["instance_dir"] = instance_dir
+    if create_secrets and not (env.get(f"{ENV_PREFIX}ENCRYPTION_KEYS")):
+        ensure_instance_secrets(instance_dir)
+    stored = _read_secrets_file(instance_dir / SECRETS_FILE_NAME)
+    values.setdefault("encryption_keys", _parse_keys(stored.get("encryption_keys", ())))
+    values.setdefault("pseudonym_secret", str(stored.get("pseudonym_secret", "")))
+    if not values.get("database_url"):
+        values["database_url"] = f"sqlite+aiosqlite:///{instance_dir / 'donghanh.sqlite3'}"
+    if values.get("workers", 1) < 1:
+        raise ConfigError("DONGHANH_WORKERS must be at least 1")
+    return Settings(**values)
+
+
+def env_flag(env: Mapping[str, str], name: str) -> bool:
+    return _parse_bool(env.get(f"{ENV_PREFIX}{name}", ""))

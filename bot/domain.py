@@ -1,0 +1,159 @@
+"""Frozen value types shared by every layer: messages in, replies out, parse results.
+
+Nothing here imports anything else from ``bot``; every other module may import these.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class ConversationState(enum.StrEnum):
+    """Who is answering a conversation right now."""
+
+    BOT = "bot"
+    WAITING = "waiting"
+    COUNSELLOR = "counsellor"
+    CLOSED = "closed"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class AuthorKind(enum.StrEnum):
+    USER = "user"
+    BOT = "bot"
+    COUNSELLOR = "counsellor"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class StaffRole(enum.StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    SUPERVISOR = "supervisor"
+    COUNSELLOR = "counsellor"
+
+
+@dataclass(frozen=True)
+class Button:
+    """A tappable choice; ``payload`` is sent back as the message when tapped."""
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message from a person, as any channel hands it to the engine.
+
+    ``platform_message_id`` deduplicates redeliveries; channels without one (the REST
+    channel) leave it ``None`` and every delivery counts as new.
+    """
+
+    channel: str
+    sender_id: str
+    text: str
+    platform_message_id: str | None = None
+    received_at: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message the service sends to a person."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A reply taken from the outbox, with what its channel needs to deliver it."""
+
+    outbox_id: int
+    channel: str
+    recipient_id: str
+    pseudonym: str
+    reply: Reply
+    attempts: int
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver a reply. ``retryable`` says whether to try again."""
+
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Entity:
+    entity: str
+    value: str
+    start: int
+    end: int
+    confidence: float | None = None
+    role: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    name: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """What the NLU understood of one text, in the shape of Rasa's ``/model/parse``."""
+
+    text: str
+    intent: IntentScore | None
+    intent_ranking: tuple[IntentScore, ...] = ()
+    entities: tuple[Entity, ...] = ()
+
+    @property
+    def intent_name(self) -> str | None:
+        return self.intent.name if self.intent else None
+
+    @property
+    def confidence(self) -> float:
+        return self.intent.confidence if self.intent else 0.0
+
+    def as_rasa_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "intent": _intent_dict(self.intent),
+            "intent_ranking": [_intent_dict(score) for score in self.intent_ranking],
+            "entities": [_entity_dict(entity) for entity in self.entities],
+        }
+
+
+def _intent_dict(score: IntentScore | None) -> dict[str, Any] | None:
+    if score is None:
+        return None
+    return {"name": score.name, "confidence": round(score.confidence, 4)}
+
+
+def _entity_dict(entity: Entity) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "entity": entity.entity,
+        "value": entity.value,
+        "start": entity.start,
+        "end": entity.end,
+    }
+    for key in ("confidence", "role", "group"):
+        if getattr(entity, key) is not None:
+            data[key] = getattr(entity, key)
+    return data

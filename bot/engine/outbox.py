@@ -1,0 +1,94 @@
+"""Delivers replies from the outbox through each push channel's sender, with retries.
+
+Failed sends are retried with exponential backoff; after ``max_attempts`` the item is
+marked failed with its last error (visible to admins), never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Protocol
+
+from bot.domain import Delivery, DeliveryError
+from bot.storage.models import utcnow
+from bot.storage.repository import Store
+
+logger = logging.getLogger("donghanh.outbox")
+
+
+class Sender(Protocol):
+    """A channel's outbound client. Raises ``DeliveryError`` when it cannot deliver."""
+
+    async def send(self, delivery: Delivery) -> None: ...
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        store: Store,
+        senders: Mapping[str, Sender],
+        *,
+        max_attempts: int,
+        retry_base_seconds: float,
+        idle_seconds: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.senders = dict(senders)
+        self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.idle_seconds = idle_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.drain()
+            except Exception:
+                logger.exception("outbox drain failed", extra={"event": "outbox_error"})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
+            self._wake.clear()
+
+    async def drain(self) -> int:
+        """Send every due item once; returns how many were delivered."""
+        deliveries = await self.store.do_claim_due_deliveries(list(self.senders))
+        results = await asyncio.gather(*(self._deliver(d) for d in deliveries))
+        return sum(results)
+
+    async def _deliver(self, delivery: Delivery) -> bool:
+        sender = self.senders[delivery.channel]
+        try:
+            await sender.send(delivery)
+        except DeliveryError as exc:
+            await self._after_failure(delivery, exc.reason, retryable=exc.retryable)
+            return False
+        except Exception as exc:
+            await self._after_failure(delivery, f"{type(exc).__name__}", retryable=True)
+            return False
+        await self.store.do_mark_sent(delivery.outbox_id)
+        return True
+
+    async def _after_failure(self, delivery: Delivery, reason: str, *, retryable: bool) -> None:
+        attempt = delivery.attempts + 1
+        if not retryable or attempt >= self.max_attempts:
+            await self.store.do_mark_failed(delivery.outbox_id, reason)
+            logger.warning(
+                "delivery failed",
+                extra={
+                    "event": "delivery_failed",
+                    "channel": delivery.channel,
+                    "attempts": attempt,
+                },
+            )
+            return
+        delay = self.retry_base_seconds * (2 ** (attempt - 1))
+        await self.store.do_mark_retry(
+            delivery.outbox_id, reason, utcnow() + timedelta(seconds=delay)
+        )

@@ -1,0 +1,126 @@
+"""Runs turns: store the message, understand it, decide, record replies in the outbox.
+
+A message is stored before it is processed, and its replies are recorded in the same
+transaction that marks it processed, so a crash at any point loses nothing and answers
+nothing twice: unprocessed messages are picked up again by ``recover``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from bot.domain import InboundMessage, ParseResult
+from bot.engine.policy import Policy, TurnContext
+from bot.nlu.interpreter import Interpreter
+from bot.storage.repository import Store, StoredInbound, TurnInput, TurnOutcome
+
+logger = logging.getLogger("donghanh.engine")
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class TurnEngine:
+    def __init__(
+        self,
+        store: Store,
+        interpreter: Callable[[], Interpreter],
+        policy: Policy,
+        *,
+        max_message_chars: int,
+        on_outbox: Callable[[], None] = lambda: None,
+        fault_delay_seconds: float = 0.0,
+    ) -> None:
+        self.store = store
+        self._interpreter = interpreter
+        self.policy = policy
+        self.max_message_chars = max_message_chars
+        self._on_outbox = on_outbox
+        self._fault_delay = fault_delay_seconds
+        self._locks = KeyedLocks()
+
+    async def handle(self, message: InboundMessage) -> StoredInbound | None:
+        """Store then process one inbound message; None if it was a redelivery."""
+        stored = await self.store.do_store_inbound(message)
+        if stored is None:
+            logger.info(
+                "duplicate", extra={"channel": message.channel, "event": "inbound_duplicate"}
+            )
+            return None
+        await self.process(stored.message_id, stored.pseudonym)
+        return stored
+
+    async def process(self, message_id: int, pseudonym: str) -> int:
+        """Run the turn for a stored message; returns how many replies were recorded."""
+        async with self._locks.hold(pseudonym):
+            started = time.perf_counter()
+            turn = await self.store.get_turn_input(message_id)
+            if turn.already_processed:
+                return 0
+            if self._fault_delay:
+                await asyncio.sleep(self._fault_delay)
+            outcome = await self._run_turn(turn)
+            outbox_ids = await self.store.do_record_turn(turn, outcome)
+        logger.info(
+            "turn",
+            extra={
+                "channel": turn.channel,
+                "event": "turn",
+                "contact": pseudonym[:12],
+                "intent": outcome.intent,
+                "replies": len(outbox_ids),
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        if outbox_ids:
+            self._on_outbox()
+        return len(outbox_ids)
+
+    async def _run_turn(self, turn: TurnInput) -> TurnOutcome:
+        text_was_cut = len(turn.text) > self.max_message_chars
+        parse = self._parse(turn.text[: self.max_message_chars])
+        slots = dict(turn.context.get("slots", {}))
+        decision = await self.policy.decide(parse, TurnContext(turn.pseudonym, slots, text_was_cut))
+        intent = parse.intent_name
+        events = [("user_intent", {"intent": intent, "confidence": round(parse.confidence, 3)})]
+        return TurnOutcome(
+            replies=decision.replies,
+            context={**turn.context, "slots": decision.slots},
+            intent=intent,
+            events=events,
+        )
+
+    def _parse(self, text: str) -> ParseResult:
+        return self._interpreter().parse(text)
+
+    async def recover(self, *, older_than: timedelta | None = None) -> int:
+        """Answer every stored message that no turn answered (after a crash)."""
+        pending = await self.store.get_unprocessed_inbound(older_than=older_than)
+        for message_id, pseudonym in pending:
+            await self.process(message_id, pseudonym)
+        if pending:
+            logger.info("recovered", extra={"event": "recovered", "count": len(pending)})
+        return len(pending)

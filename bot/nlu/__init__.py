@@ -1,0 +1,1 @@
+"""Natural-language understanding: read Rasa-format data, normalise, classify, parse."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, repository functions, migrations and encryption."""

@@ -1,0 +1,442 @@
+"""Repository functions: every read and write the engine and the web layer make.
+
+``check_*``/``get_*`` read; ``do_*`` write. Text is encrypted on the way in and
+decrypted on the way out, so callers only ever see plain values and storage only ever
+holds ciphertext. Each ``do_*`` is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain import (
+    AuthorKind,
+    Button,
+    ConversationState,
+    Delivery,
+    Direction,
+    InboundMessage,
+    OutboxStatus,
+    Reply,
+)
+from bot.storage.crypto import Vault, pseudonymise
+from bot.storage.models import (
+    AuditEntry,
+    Contact,
+    Conversation,
+    ConversationEvent,
+    Message,
+    OutboxItem,
+    StaffUser,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class StoredInbound:
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    pseudonym: str
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    """What the engine needs to run one turn for a stored inbound message."""
+
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    pseudonym: str
+    channel: str
+    text: str
+    state: ConversationState
+    context: dict[str, Any]
+    already_processed: bool
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    replies: Sequence[Reply]
+    context: dict[str, Any]
+    intent: str | None
+    events: Sequence[tuple[str, dict[str, Any]]] = ()
+
+
+SENDING = "sending"
+CLAIMABLE_NOW = (OutboxStatus.PENDING.value, SENDING)
+
+
+def _buttons_to_json(buttons: Sequence[Button]) -> list[dict[str, str]] | None:
+    return [{"title": b.title, "payload": b.payload} for b in buttons] or None
+
+
+def _buttons_from_json(raw: list[dict[str, str]] | None) -> tuple[Button, ...]:
+    return tuple(Button(title=b["title"], payload=b["payload"]) for b in raw or [])
+
+
+class Store:
+    """Repository over one database, with the instance's vault and pseudonym secret."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], vault: Vault, pseudonym_secret: str
+    ) -> None:
+        self.sessions = sessions
+        self.vault = vault
+        self._pseudonym_secret = pseudonym_secret
+
+    def pseudonym_for(self, channel: str, platform_user_id: str) -> str:
+        return pseudonymise(self._pseudonym_secret, channel, platform_user_id)
+
+    # -- inbound ---------------------------------------------------------------------
+
+    async def do_store_inbound(self, message: InboundMessage) -> StoredInbound | None:
+        """Store an inbound message before anything else happens to it.
+
+        Returns ``None`` when the platform already delivered this message id.
+        """
+        pseudonym = self.pseudonym_for(message.channel, message.sender_id)
+        async with self.sessions() as session:
+            if message.platform_message_id and await self._is_duplicate(session, message):
+                return None
+            contact = await self._get_or_create_contact(session, message, pseudonym)
+            conversation = await self._get_or_open_conversation(session, contact)
+            row = Message(
+                conversation_id=conversation.id,
+                channel=message.channel,
+                direction=Direction.INBOUND.value,
+                author=AuthorKind.USER.value,
+                text_enc=self.vault.encrypt(message.text),
+                platform_message_id=message.platform_message_id,
+                created_at=message.received_at or utcnow(),
+            )
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                return None
+            return StoredInbound(row.id, conversation.id, contact.id, pseudonym)
+
+    async def _is_duplicate(self, session: AsyncSession, message: InboundMessage) -> bool:
+        found = await session.scalar(
+            select(Message.id).where(
+                Message.channel == message.channel,
+                Message.platform_message_id == message.platform_message_id,
+            )
+        )
+        return found is not None
+
+    async def _get_or_create_contact(
+        self, session: AsyncSession, message: InboundMessage, pseudonym: str
+    ) -> Contact:
+        contact = await session.scalar(select(Contact).where(Contact.pseudonym == pseudonym))
+        if contact is None:
+            contact = Contact(
+                pseudonym=pseudonym,
+                channel=message.channel,
+                platform_user_id_enc=self.vault.encrypt(message.sender_id),
+            )
+            session.add(contact)
+            try:
+                await session.flush()
+            except IntegrityError:
+                await session.rollback()
+                contact = await session.scalar(
+                    select(Contact).where(Contact.pseudonym == pseudonym)
+                )
+                if contact is None:
+                    raise
+        contact.last_seen_at = utcnow()
+        return contact
+
+    async def _get_or_open_conversation(
+        self, session: AsyncSession, contact: Contact
+    ) -> Conversation:
+        conversation = await session.scalar(
+            select(Conversation)
+            .where(
+                Conversation.contact_id == contact.id,
+                Conversation.state != ConversationState.CLOSED.value,
+            )
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+        if conversation is None:
+            conversation = Conversation(contact_id=contact.id, state=ConversationState.BOT.value)
+            session.add(conversation)
+            await session.flush()
+        return conversation
+
+    async def get_unprocessed_inbound(
+        self, *, older_than: timedelta | None = None, limit: int = 500
+    ) -> list[tuple[int, str]]:
+        """Ids and pseudonyms of stored inbound messages that no turn has answered yet."""
+        query = (
+            select(Message.id, Contact.pseudonym)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(Message.direction == Direction.INBOUND.value, Message.processed_at.is_(None))
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        if older_than is not None:
+            query = query.where(Message.created_at < utcnow() - older_than)
+        async with self.sessions() as session:
+            rows = await session.execute(query)
+            return [(row[0], row[1]) for row in rows]
+
+    async def get_turn_input(self, message_id: int) -> TurnInput:
+        async with self.sessions() as session:
+            row = await session.execute(
+                select(Message, Conversation, Contact)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(Message.id == message_id)
+            )
+            message, conversation, contact = row.one()
+            context = (
+                self.vault.decrypt_json(conversation.context_enc)
+                if conversation.context_enc
+                else {}
+            )
+            return TurnInput(
+                message_id=message.id,
+                conversation_id=conversation.id,
+                contact_id=contact.id,
+                pseudonym=contact.pseudonym,
+                channel=message.channel,
+                text=self.vault.decrypt(message.text_enc),
+                state=ConversationState(conversation.state),
+                context=context,
+                already_processed=message.processed_at is not None,
+            )
+
+    async def do_record_turn(self, turn: TurnInput, outcome: TurnOutcome) -> list[int]:
+        """Store the replies in the outbox and mark the message answered, atomically.
+
+        Returns the new outbox ids. If the process dies before this commits, the inbound
+        message is still unprocessed and is answered after restart; if after, the
+        replies are in the outbox. Either way it is answered exactly once.
+        """
+        now = utcnow()
+        async with self.sessions() as session:
+            marked = await session.execute(
+                update(Message)
+                .where(Message.id == turn.message_id, Message.processed_at.is_(None))
+                .values(processed_at=now, intent=outcome.intent)
+            )
+            if marked.rowcount != 1:  # type: ignore[attr-defined]
+                await session.rollback()
+                return []
+            outbox_rows = [
+                self._outbound_row(session, turn, reply, now) for reply in outcome.replies
+            ]
+            await session.flush()
+            for event_type, data in outcome.events:
+                session.add(
+                    ConversationEvent(
+                        conversation_id=turn.conversation_id, type=event_type, data=data
+                    )
+                )
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == turn.conversation_id)
+                .values(context_enc=self.vault.encrypt_json(outcome.context), updated_at=now)
+            )
+            await session.commit()
+            return [row.id for row in outbox_rows]
+
+    def _outbound_row(
+        self, session: AsyncSession, turn: TurnInput, reply: Reply, now: datetime
+    ) -> OutboxItem:
+        message = Message(
+            conversation_id=turn.conversation_id,
+            channel=turn.channel,
+            direction=Direction.OUTBOUND.value,
+            author=AuthorKind.BOT.value,
+            text_enc=self.vault.encrypt(reply.text),
+            buttons=_buttons_to_json(reply.buttons),
+            created_at=now,
+        )
+        item = OutboxItem(
+            message=message, contact_id=turn.contact_id, channel=turn.channel, next_attempt_at=now
+        )
+        session.add(item)
+        return item
+
+    # -- outbox ----------------------------------------------------------------------
+
+    def _delivery_query(self) -> Any:
+        return (
+            select(OutboxItem, Message, Contact)
+            .join(Message, Message.id == OutboxItem.message_id)
+            .join(Contact, Contact.id == OutboxItem.contact_id)
+            .order_by(OutboxItem.id)
+        )
+
+    def _to_delivery(self, item: OutboxItem, message: Message, contact: Contact) -> Delivery:
+        return Delivery(
+            outbox_id=item.id,
+            channel=item.channel,
+            recipient_id=self.vault.decrypt(contact.platform_user_id_enc),
+            pseudonym=contact.pseudonym,
+            reply=Reply(
+                text=self.vault.decrypt(message.text_enc),
+                buttons=_buttons_from_json(message.buttons),
+            ),
+            attempts=item.attempts,
+        )
+
+    async def _claim(
+        self, session: AsyncSession, rows: Sequence[Any], **values: Any
+    ) -> list[Delivery]:
+        """Atomically move each row from a claimable state to ``values``; keep the winners.
+
+        A row another worker claimed first fails the conditional UPDATE and is skipped,
+        so two senders never deliver the same reply.
+        """
+        claimed = []
+        for item, message, contact in rows:
+            result = await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item.id, OutboxItem.status == item.status)
+                .where(OutboxItem.attempts == item.attempts)
+                .values(**values)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(self._to_delivery(item, message, contact))
+        await session.commit()
+        return claimed
+
+    async def do_take_pending_for_contact(
+        self, channel: str, platform_user_id: str
+    ) -> list[Delivery]:
+        """For channels that answer in the HTTP response: hand over every pending reply.
+
+        Replies a crash left behind come first, in the order they were written.
+        """
+        pseudonym = self.pseudonym_for(channel, platform_user_id)
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    self._delivery_query().where(
+                        Contact.pseudonym == pseudonym,
+                        OutboxItem.channel == channel,
+                        OutboxItem.status.in_(CLAIMABLE_NOW),
+                    )
+                )
+            ).all()
+            return await self._claim(
+                session,
+                rows,
+                status=OutboxStatus.SENT.value,
+                sent_at=utcnow(),
+                attempts=OutboxItem.attempts + 1,
+            )
+
+    async def do_claim_due_deliveries(
+        self, channels: Sequence[str], *, lease_seconds: float = 60.0, limit: int = 100
+    ) -> list[Delivery]:
+        """Claim due replies for push channels. A claim not settled within the lease
+        (the worker died mid-send) becomes due again."""
+        if not channels:
+            return []
+        now = utcnow()
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    self._delivery_query()
+                    .where(
+                        OutboxItem.channel.in_(channels),
+                        OutboxItem.status.in_([OutboxStatus.PENDING.value, SENDING]),
+                        OutboxItem.next_attempt_at <= now,
+                    )
+                    .limit(limit)
+                )
+            ).all()
+            return await self._claim(
+                session,
+                rows,
+                status=SENDING,
+                next_attempt_at=now + timedelta(seconds=lease_seconds),
+            )
+
+    async def do_mark_sent(self, outbox_id: int) -> None:
+        await self._update_outbox(
+            outbox_id,
+            status=OutboxStatus.SENT.value,
+            sent_at=utcnow(),
+            attempts=OutboxItem.attempts + 1,
+        )
+
+    async def do_mark_retry(self, outbox_id: int, error: str, retry_at: datetime) -> None:
+        await self._update_outbox(
+            outbox_id,
+            last_error=error[:500],
+            next_attempt_at=retry_at,
+            attempts=OutboxItem.attempts + 1,
+        )
+
+    async def do_mark_failed(self, outbox_id: int, error: str) -> None:
+        await self._update_outbox(
+            outbox_id,
+            status=OutboxStatus.FAILED.value,
+            last_error=error[:500],
+            attempts=OutboxItem.attempts + 1,
+        )
+
+    async def _update_outbox(self, outbox_id: int, **values: Any) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(OutboxItem).where(OutboxItem.id == outbox_id).values(**values)
+            )
+            await session.commit()
+
+    # -- staff and audit -------------------------------------------------------------
+
+    async def do_create_staff_user(self, username: str, password_hash: str, role: str) -> int:
+        async with self.sessions() as session:
+            user = StaffUser(username=username, password_hash=password_hash, role=role)
+            session.add(user)
+            await session.commit()
+            return user.id
+
+    async def check_staff_user_exists(self, username: str) -> bool:
+        async with self.sessions() as session:
+            return (
+                await session.scalar(select(StaffUser.id).where(StaffUser.username == username))
+                is not None
+            )
+
+    async def count_staff_users(self) -> int:
+        async with self.sessions() as session:
+            return int(await session.scalar(select(func.count(StaffUser.id))) or 0)
+
+    async def do_append_audit(
+        self,
+        action: str,
+        *,
+        actor_id: int | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        async with self.sessions() as session:
+            session.add(
+                AuditEntry(
+                    actor_id=actor_id,
+                    action=action,
+                    target_type=target_type,
+                    target_id=target_id,
+                    detail=detail or {},
+                )
+            )
+            await session.commit()

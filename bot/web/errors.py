@@ -1,0 +1,65 @@
+"""Maps the service's exceptions to HTTP: clear JSON errors, never a stack trace.
+
+Bad input is the sender's to fix (4xx); a database that is down is retryable (503, so
+platforms redeliver); anything unexpected is a 500 with no detail, logged by type only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.exceptions import SanicException
+from sanic.response import HTTPResponse, json
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.errors import BadInput, NotFound, PayloadTooLarge, Unavailable
+
+logger = logging.getLogger("donghanh.web")
+
+
+def _error(status: int, message: str) -> HTTPResponse:
+    return json({"error": message, "status": status}, status=status, ensure_ascii=False)
+
+
+def register_error_handlers(app: Sanic[Any, Any]) -> None:
+    @app.exception(PayloadTooLarge)
+    async def too_large(_request: Request, exc: PayloadTooLarge) -> HTTPResponse:
+        return _error(413, str(exc))
+
+    @app.exception(BadInput)
+    async def bad_input(_request: Request, exc: BadInput) -> HTTPResponse:
+        return _error(400, str(exc))
+
+    @app.exception(NotFound)
+    async def not_found(_request: Request, exc: NotFound) -> HTTPResponse:
+        return _error(404, str(exc))
+
+    @app.exception(Unavailable, OperationalError, DBAPIError, ConnectionError, OSError)
+    async def unavailable(request: Request, exc: Exception) -> HTTPResponse:
+        logger.warning(
+            "dependency unavailable",
+            extra={"event": "unavailable", "route": request.path, "error_type": type(exc).__name__},
+        )
+        response = _error(503, "service temporarily unavailable, please retry")
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception(SanicException)
+    async def sanic_error(_request: Request, exc: SanicException) -> HTTPResponse:
+        status = int(getattr(exc, "status_code", 500) or 500)
+        message = str(exc) if status < 500 else "internal error"
+        return _error(status, message)
+
+    @app.exception(Exception)
+    async def unexpected(request: Request, exc: Exception) -> HTTPResponse:
+        logger.error(
+            "unexpected error",
+            extra={
+                "event": "unexpected_error",
+                "route": request.path,
+                "error_type": type(exc).__name__,
+            },
+        )
+        return _error(500, "internal error")

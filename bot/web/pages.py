@@ -1,0 +1,30 @@
+"""The service's own pages: the web chat at ``/chat`` (and ``/`` pointing to it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, html, redirect
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_jinja = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def render(name: str, **context: object) -> str:
+    return _jinja.get_template(name).render(**context)
+
+
+def create_blueprint() -> Blueprint:
+    bp = Blueprint("pages")
+
+    @bp.get("/")
+    async def home(_request: Request) -> HTTPResponse:
+        return redirect("/chat")
+
+    @bp.get("/chat")
+    async def chat(_request: Request) -> HTTPResponse:
+        return html(render("chat.html"))
+
+    return bp

@@ -1,0 +1,232 @@
+"""Shared fixtures: no network beyond loopback, a fresh instance, databases, the model.
+
+Database fixtures run on SQLite, and on PostgreSQL as well when
+``DONGHANH_TEST_DATABASE_URL`` is set (CI sets it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.config import Settings, load_settings
+from bot.nlu.training import train
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL_VAR = "DONGHANH_TEST_DATABASE_URL"
+
+
+# -- no network beyond loopback ------------------------------------------------------------
+
+
+def _is_loopback(address: Any) -> bool:
+    if isinstance(address, (str, bytes)):  # unix socket path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _block_network() -> Iterator[None]:
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+            raise OSError(f"tests may not reach the network ({address!r})")
+        return real_connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+            raise OSError(f"tests may not reach the network ({address!r})")
+        return real_connect_ex(self, address)
+
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
+
+
+# -- the trained model, once per session -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("nlu-model")
+    train(REPO / "data" / "nlu", directory)
+    return directory
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+def _database_params() -> list[Any]:
+    params: list[Any] = [pytest.param("sqlite", id="sqlite")]
+    if os.environ.get(PG_URL_VAR):
+        params.append(pytest.param("postgresql", id="postgresql"))
+    return params
+
+
+async def _fresh_postgres_schema(base_url: str) -> tuple[str, str]:
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    dsn = base_url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f"CREATE DATABASE {name}")
+    finally:
+        await connection.close()
+    return base_url.rsplit("/", 1)[0] + f"/{name}", name
+
+
+async def _drop_postgres_database(base_url: str, name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(base_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=_database_params())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    from bot.storage.migrate import upgrade_database
+
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+        upgrade_database(url)
+        yield url
+        return
+    base = os.environ[PG_URL_VAR]
+    url, name = asyncio.run(_fresh_postgres_schema(base))
+    upgrade_database(url)
+    yield url
+    asyncio.run(_drop_postgres_database(base, name))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, model_dir: Path) -> Settings:
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "nlu-model").symlink_to(model_dir, target_is_directory=True)
+    env = {
+        "DONGHANH_INSTANCE_DIR": str(instance),
+        "DONGHANH_DATABASE_URL": database_url,
+        "DONGHANH_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DONGHANH_PSEUDONYM_SECRET": "test-pseudonym-secret",
+        "DONGHANH_RECOVERY_INTERVAL_SECONDS": "0.2",
+        "DONGHANH_OUTBOX_RETRY_BASE_SECONDS": "0.05",
+    }
+    return load_settings(env)
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Any]:
+    from bot.app import close_services, open_services
+
+    opened = await open_services(settings)
+    yield opened
+    await close_services(opened)
+
+
+# -- a real server in its own process ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """``donghanh serve`` in a subprocess, on a free loopback port."""
+
+    def __init__(self, settings: Settings, env_extra: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = settings.instance_dir / f"server-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "DONGHANH_INSTANCE_DIR": str(settings.instance_dir),
+            "DONGHANH_DATABASE_URL": settings.database_url,
+            "DONGHANH_ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
+            "DONGHANH_PSEUDONYM_SECRET": settings.pseudonym_secret,
+            "DONGHANH_RECOVERY_INTERVAL_SECONDS": "0.5",
+            "DONGHANH_LOG_LEVEL": "INFO",
+            **(env_extra or {}),
+        }
+        self.process: Any = None
+
+    def start(self, timeout: float = 30.0) -> LiveServer:
+        import subprocess
+        import time
+
+        import httpx
+
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "donghanh"), "serve", "--port", str(self.port)]
+            if (REPO / ".venv" / "bin" / "donghanh").exists()
+            else ["python", "-m", "bot", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        import signal
+
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except Exception:
+                self.kill()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    server = LiveServer(settings).start()
+    yield server
+    server.stop()
