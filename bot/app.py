@@ -15,12 +15,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
 from bot.channels.rest import handler as rest_channel
+from bot.channels.terminal.chat import run_terminal_chat
 from bot.channels.webchat import handler as webchat_channel
 from bot.config import Settings
 from bot.engine.actions import InProcessActionRunner
@@ -116,6 +117,15 @@ async def close_services(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     await services.database.dispose()
+
+
+async def chat_in_terminal(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
+    """``donghanh chat``: the terminal channel on the same engine, without a server."""
+    services = await open_services(settings)
+    try:
+        return await run_terminal_chat(services.turns, stdin, stdout)
+    finally:
+        await close_services(services)
 
 
 async def _recovery_loop(services: Services) -> None:

@@ -211,10 +211,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from bot.channels.terminal.chat import run_terminal_chat
+    from bot.app import chat_in_terminal
 
     settings = _settings(args)
-    return asyncio.run(run_terminal_chat(settings, sys.stdin, sys.stdout))
+    return asyncio.run(chat_in_terminal(settings, sys.stdin, sys.stdout))
 
 
 # -- parser ---------------------------------------------------------------------------

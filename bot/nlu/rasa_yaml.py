@@ -375,10 +375,42 @@ def _error_rank(error: Any) -> tuple[int, int, str]:
 
 
 def _is_other_alternative(error: Any, tree: Any) -> bool:
-    """An item's own kind key is "not defined" only in the other kinds' alternatives."""
+    """True for an error that only says the item is not one of the *other* alternatives."""
+    return _is_key_of_own_kind(error, tree) or _is_other_examples_form(error, tree)
+
+
+def _is_key_of_own_kind(error: Any, tree: Any) -> bool:
+    """A key the item's own kind allows is "not defined" only in other kinds' alternatives."""
     key = getattr(error, "key", None)
     node = _node_at(tree, _path_steps(error.path))
-    return isinstance(node, dict) and key in ITEM_KINDS and key == _item_kind(node)
+    kind = _item_kind(node) if isinstance(node, dict) else None
+    return kind is not None and key in _keys_allowed_for(kind)
+
+
+def _is_other_examples_form(error: Any, tree: Any) -> bool:
+    """An intent's examples may be a block or a list; each form fails the other's check."""
+    steps = _path_steps(error.path)
+    if len(steps) != 3 or steps[-1] != KEY_EXAMPLES or getattr(error, "key", None) is not None:
+        return False
+    item = _node_at(tree, steps[:-1])
+    if not isinstance(item, dict) or _item_kind(item) != KEY_INTENT:
+        return False
+    examples = _node_at(tree, steps)
+    if isinstance(examples, str):
+        return "is not a list" in repr(error)
+    return isinstance(examples, list) and "is not of type 'str'" in repr(error)
+
+
+@cache
+def _keys_allowed_for(kind: str) -> frozenset[str]:
+    """The keys the vendored schema allows in an nlu item of ``kind``."""
+    alternatives = _vendored_schema()["mapping"][KEY_NLU]["sequence"]
+    return frozenset(
+        key
+        for alternative in alternatives
+        if kind in alternative["mapping"]
+        for key in alternative["mapping"]
+    )
 
 
 def _schema_error_line(error: Any, tree: Any) -> int | None:

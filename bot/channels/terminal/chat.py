@@ -10,8 +10,8 @@ import asyncio
 import secrets
 from typing import TextIO
 
-from bot.config import Settings
 from bot.domain import Button, Delivery, InboundMessage
+from bot.engine.turns import TurnEngine
 
 CHANNEL = "terminal"
 QUIT_WORDS = {"/quit", "/exit", "/thoat"}
@@ -30,27 +30,19 @@ def resolve_choice(text: str, buttons: list[Button]) -> str:
     return text
 
 
-async def run_terminal_chat(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
-    from bot.app import close_services, open_services
-
-    services = await open_services(settings)
+async def run_terminal_chat(turns: TurnEngine, stdin: TextIO, stdout: TextIO) -> int:
     sender = f"terminal-{secrets.token_hex(8)}"
     buttons: list[Button] = []
     stdout.write("Gõ tin nhắn rồi Enter. Gõ /thoat để kết thúc.\n")
     stdout.flush()
-    try:
-        while True:
-            line = await asyncio.to_thread(stdin.readline)
-            if not line or line.strip() in QUIT_WORDS:
-                return 0
-            text = resolve_choice(line.rstrip("\r\n"), buttons)
-            await services.turns.handle(
-                InboundMessage(channel=CHANNEL, sender_id=sender, text=text)
-            )
-            buttons = []
-            for delivery in await services.store.do_take_pending_for_contact(CHANNEL, sender):
-                stdout.write("\n".join(render(delivery)) + "\n")
-                buttons = list(delivery.reply.buttons) or buttons
-            stdout.flush()
-    finally:
-        await close_services(services)
+    while True:
+        line = await asyncio.to_thread(stdin.readline)
+        if not line or line.strip() in QUIT_WORDS:
+            return 0
+        text = resolve_choice(line.rstrip("\r\n"), buttons)
+        await turns.handle(InboundMessage(channel=CHANNEL, sender_id=sender, text=text))
+        buttons = []
+        for delivery in await turns.store.do_take_pending_for_contact(CHANNEL, sender):
+            stdout.write("\n".join(render(delivery)) + "\n")
+            buttons = list(delivery.reply.buttons) or buttons
+        stdout.flush()
