@@ -380,6 +380,7 @@ class Store:
     async def do_mark_retry(self, outbox_id: int, error: str, retry_at: datetime) -> None:
         await self._update_outbox(
             outbox_id,
+            status=OutboxStatus.PENDING.value,
             last_error=error[:500],
             next_attempt_at=retry_at,
             attempts=OutboxItem.attempts + 1,
