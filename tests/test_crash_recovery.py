@@ -8,6 +8,7 @@ before its replies are recorded, so the kill lands exactly there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import Any
@@ -47,10 +48,8 @@ def wait_for(condition: Any, timeout: float = 20.0) -> None:
 
 def post_in_background(url: str, body: dict[str, str]) -> threading.Thread:
     def post() -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # the server is killed under this request
             httpx.post(url, json=body, timeout=30)
-        except httpx.HTTPError:
-            pass  # the server is killed under this request
 
     thread = threading.Thread(target=post, daemon=True)
     thread.start()
