@@ -23,6 +23,8 @@ def decode_json_object(body: bytes, *, max_bytes: int) -> dict[str, Any]:
         data = json.loads(text)
     except ValueError as exc:
         raise BadInput("request body is not valid JSON") from exc
+    except RecursionError as exc:
+        raise BadInput("request body is nested too deeply") from exc
     if not isinstance(data, dict):
         raise BadInput("request body must be a JSON object")
     return data

@@ -162,7 +162,13 @@ def write_private_yaml(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def ensure_instance_secrets(instance_dir: Path) -> bool:
-    """Create the instance secrets file if it is missing. Returns True if created."""
+    """Create the instance folder (owner-only) and its secrets file if missing.
+
+    Returns True if the secrets were created.
+    """
+    if not instance_dir.exists():
+        instance_dir.mkdir(parents=True, mode=0o700)
+        instance_dir.chmod(0o700)
     path = instance_dir / SECRETS_FILE_NAME
     if path.exists():
         return False

@@ -63,27 +63,44 @@ class TurnEngine:
         self._locks = KeyedLocks()
 
     async def handle(self, message: InboundMessage) -> StoredInbound | None:
-        """Store then process one inbound message; None if it was a redelivery."""
+        """Store then answer one inbound message; None if it was a redelivery."""
+        stored = await self.accept(message)
+        if stored is not None:
+            await self.answer(stored)
+        return stored
+
+    async def accept(self, message: InboundMessage) -> StoredInbound | None:
+        """Store a message before anything else happens to it; None for a redelivery."""
         stored = await self.store.do_store_inbound(message)
         if stored is None:
             logger.info(
                 "duplicate", extra={"channel": message.channel, "event": "inbound_duplicate"}
             )
-            return None
-        await self.process(stored.message_id, stored.pseudonym)
         return stored
+
+    async def answer(self, stored: StoredInbound) -> None:
+        """Answer a stored message, after any older unanswered ones of the same person."""
+        async with self._locks.hold(stored.pseudonym):
+            waiting = await self.store.get_unprocessed_inbound(
+                contact_id=stored.contact_id, up_to_id=stored.message_id
+            )
+            for message_id, _ in waiting:
+                await self._process_locked(message_id, stored.pseudonym)
 
     async def process(self, message_id: int, pseudonym: str) -> int:
         """Run the turn for a stored message; returns how many replies were recorded."""
         async with self._locks.hold(pseudonym):
-            started = time.perf_counter()
-            turn = await self.store.get_turn_input(message_id)
-            if turn.already_processed:
-                return 0
-            if self._fault_delay:
-                await asyncio.sleep(self._fault_delay)
-            outcome = await self._run_turn(turn)
-            outbox_ids = await self.store.do_record_turn(turn, outcome)
+            return await self._process_locked(message_id, pseudonym)
+
+    async def _process_locked(self, message_id: int, pseudonym: str) -> int:
+        started = time.perf_counter()
+        turn = await self.store.get_turn_input(message_id)
+        if turn.already_processed:
+            return 0
+        if self._fault_delay:
+            await asyncio.sleep(self._fault_delay)
+        outcome = await self._run_turn(turn)
+        outbox_ids = await self.store.do_record_turn(turn, outcome)
         logger.info(
             "turn",
             extra={

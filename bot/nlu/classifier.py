@@ -19,9 +19,9 @@ from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from bot.nlu.normalize import normalize_for_features, strip_diacritics
+from bot.nlu.normalize import Normalizer, strip_diacritics
 
-FEATURE_VERSION = "tfidf-word12-char25-v1"
+FEATURE_VERSION = "tfidf-word12-char25-v2"
 ARRAYS_FILE = "arrays.npz"
 META_FILE = "model.json"
 
@@ -37,11 +37,13 @@ _VECTORIZER_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def _augment(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[str], list[str]]:
+def _augment(
+    texts: Sequence[str], labels: Sequence[str], normalizer: Normalizer
+) -> tuple[list[str], list[str]]:
     out_texts: list[str] = []
     out_labels: list[str] = []
     for text, label in zip(texts, labels, strict=True):
-        normal = normalize_for_features(text)
+        normal = normalizer.features(text)
         out_texts.append(normal)
         out_labels.append(label)
         bare = strip_diacritics(normal)
@@ -64,14 +66,21 @@ class IntentClassifier:
     coef: NDArray[np.float64]
     intercept: NDArray[np.float64]
     classes: list[str]
+    normalizer: Normalizer
 
     @classmethod
     def train(
-        cls, texts: Sequence[str], labels: Sequence[str], *, c: float = 10.0
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        normalizer: Normalizer | None = None,
+        c: float = 10.0,
     ) -> IntentClassifier:
         if len(set(labels)) < 2:
             raise ValueError("training needs examples of at least two intents")
-        aug_texts, aug_labels = _augment(texts, labels)
+        normalizer = normalizer or Normalizer()
+        aug_texts, aug_labels = _augment(texts, labels, normalizer)
         vectorizers = {
             name: TfidfVectorizer(**params) for name, params in _VECTORIZER_PARAMS.items()
         }
@@ -83,10 +92,11 @@ class IntentClassifier:
             coef=np.asarray(model.coef_, dtype=np.float64),
             intercept=np.asarray(model.intercept_, dtype=np.float64),
             classes=[str(name) for name in model.classes_],
+            normalizer=normalizer,
         )
 
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
-        normal = [normalize_for_features(text) for text in texts]
+        normal = [self.normalizer.features(text) for text in texts]
         return sp.hstack([v.transform(normal) for v in self.vectorizers.values()]).tocsr()
 
     def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
@@ -109,6 +119,7 @@ class IntentClassifier:
         meta: dict[str, Any] = {
             "feature_version": FEATURE_VERSION,
             "classes": self.classes,
+            "abbreviations": self.normalizer.abbreviations,
             "vocabularies": {},
             **extra_meta,
         }
@@ -137,5 +148,6 @@ class IntentClassifier:
                 coef=arrays["coef"],
                 intercept=arrays["intercept"],
                 classes=list(meta["classes"]),
+                normalizer=Normalizer(meta.get("abbreviations", {})),
             )
         return classifier, meta

@@ -1,27 +1,42 @@
-"""Text normalisation for features: Unicode NFC, lower case, folded repeats, no diacritics.
+"""Text normalisation: what every feature and rule sees, never what is stored or shown.
 
-Features are computed on normalised text; the original text is never changed, so
-entity offsets always point into what the person wrote.
+- ``clean_text``: drops control characters and unpaired surrogates.
+- ``Normalizer.features``: Unicode NFC, tone marks placed one way (underthesea's
+  ``text_normalize``), lower case, teencode and abbreviations expanded from
+  ``data/nlu/abbreviations.yml``, emoji dropped and repeated letters folded ("cuuuu").
+- ``Normalizer.fold``: the same without diacritics, for rules that must match however
+  people type.
+
+The original text is never changed, so entity offsets always point into what the person
+wrote.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from bot.errors import DataFormatError
 
 _REPEATED_LETTER = re.compile(r"(\w)\1{2,}")
+_NON_WORD = re.compile(r"[^\w]+")
+_WORD = re.compile(r"\w+")
 _SPACES = re.compile(r"\s+")
 _CONTROL_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+_SYMBOL_CATEGORIES = {"So", "Sk", "Sm"}
 
 
 def clean_text(text: str) -> str:
     """Drop control characters and unpaired surrogates; keep everything a person sees."""
-    kept = (
+    return "".join(
         " " if ch in "\t\n\r" else ch
         for ch in text
         if ch in "\t\n\r" or unicodedata.category(ch) not in _CONTROL_CATEGORIES
     )
-    return "".join(kept)
 
 
 def strip_diacritics(text: str) -> str:
@@ -31,8 +46,57 @@ def strip_diacritics(text: str) -> str:
     return unicodedata.normalize("NFC", bare.replace("đ", "d").replace("Đ", "D"))
 
 
-def normalize_for_features(text: str) -> str:
-    """The form every classifier feature is computed from."""
-    text = unicodedata.normalize("NFC", clean_text(text)).lower()
-    text = _REPEATED_LETTER.sub(r"\1", text)
-    return _SPACES.sub(" ", text).strip()
+def _drop_symbols(text: str) -> str:
+    return "".join(" " if unicodedata.category(ch) in _SYMBOL_CATEGORIES else ch for ch in text)
+
+
+def _place_tone_marks(text: str) -> str:
+    from underthesea import text_normalize
+
+    try:
+        return str(text_normalize(text))
+    except Exception:  # underthesea is a helper here, never a reason to fail a parse
+        return text
+
+
+def load_abbreviations(path: Path) -> dict[str, str]:
+    """Read ``{abbreviations: {short: expansion}}``; keys match whole words, any case."""
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DataFormatError(
+            path, f"invalid YAML: {exc}", mark.line + 1 if mark else None
+        ) from exc
+    table = loaded.get("abbreviations") if isinstance(loaded, dict) else None
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip()
+        for k, v in table.items()
+    ):
+        raise DataFormatError(path, "expected 'abbreviations:' mapping short forms to expansions")
+    return {
+        unicodedata.normalize("NFC", k.strip().lower()): unicodedata.normalize(
+            "NFC", v.strip().lower()
+        )
+        for k, v in table.items()
+    }
+
+
+class Normalizer:
+    def __init__(self, abbreviations: Mapping[str, str] | None = None) -> None:
+        self.abbreviations = dict(abbreviations or {})
+
+    def _expand(self, text: str) -> str:
+        if not self.abbreviations:
+            return text
+        return _WORD.sub(lambda m: self.abbreviations.get(m.group(0), m.group(0)), text)
+
+    def features(self, text: str) -> str:
+        text = self._expand(unicodedata.normalize("NFC", clean_text(text)).lower())
+        text = _place_tone_marks(_drop_symbols(text)).lower()
+        text = _REPEATED_LETTER.sub(r"\1", text)
+        return _SPACES.sub(" ", text).strip()
+
+    def fold(self, text: str) -> str:
+        bare = strip_diacritics(self.features(text))
+        return _SPACES.sub(" ", _NON_WORD.sub(" ", bare)).strip()

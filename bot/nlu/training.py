@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bot.nlu.classifier import FEATURE_VERSION, IntentClassifier
 from bot.nlu.interpreter import ClassifierInterpreter
+from bot.nlu.normalize import Normalizer, load_abbreviations
 from bot.nlu.rasa_yaml import NluData, read_nlu_dir
 
 CURRENT_FILE = "CURRENT"
@@ -61,10 +62,18 @@ def is_model_current(model_dir: Path, data_dir: Path) -> bool:
     return path is not None and path.name == training_data_hash(data_dir)
 
 
-def train_classifier(data: NluData) -> IntentClassifier:
+ABBREVIATIONS_FILE = "abbreviations.yml"
+
+
+def load_normalizer(data_dir: Path) -> Normalizer:
+    path = data_dir / ABBREVIATIONS_FILE
+    return Normalizer(load_abbreviations(path) if path.exists() else {})
+
+
+def train_classifier(data: NluData, normalizer: Normalizer) -> IntentClassifier:
     texts = [example.text for example in data.examples]
     labels = [example.full_intent for example in data.examples]
-    return IntentClassifier.train(texts, labels)
+    return IntentClassifier.train(texts, labels, normalizer=normalizer)
 
 
 def _point_current_at(model_dir: Path, name: str) -> None:
@@ -83,7 +92,7 @@ def train(data_dir: Path, model_dir: Path) -> TrainSummary:
     started = time.perf_counter()
     data_hash = training_data_hash(data_dir)
     data = read_nlu_dir(data_dir)
-    classifier = train_classifier(data)
+    classifier = train_classifier(data, load_normalizer(data_dir))
     staging = model_dir / f".staging-{data_hash}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     classifier.save(

@@ -7,12 +7,12 @@ holds ciphertext. Each ``do_*`` is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -176,9 +176,15 @@ class Store:
         return conversation
 
     async def get_unprocessed_inbound(
-        self, *, older_than: timedelta | None = None, limit: int = 500
+        self,
+        *,
+        older_than: timedelta | None = None,
+        contact_id: int | None = None,
+        up_to_id: int | None = None,
+        limit: int = 500,
     ) -> list[tuple[int, str]]:
-        """Ids and pseudonyms of stored inbound messages that no turn has answered yet."""
+        """Ids and pseudonyms of stored inbound messages that no turn has answered yet,
+        oldest first; optionally only one contact's, up to a given message."""
         query = (
             select(Message.id, Contact.pseudonym)
             .join(Conversation, Conversation.id == Message.conversation_id)
@@ -189,6 +195,10 @@ class Store:
         )
         if older_than is not None:
             query = query.where(Message.created_at < utcnow() - older_than)
+        if contact_id is not None:
+            query = query.where(Contact.id == contact_id)
+        if up_to_id is not None:
+            query = query.where(Message.id <= up_to_id)
         async with self.sessions() as session:
             rows = await session.execute(query)
             return [(row[0], row[1]) for row in rows]
@@ -264,6 +274,7 @@ class Store:
             author=AuthorKind.BOT.value,
             text_enc=self.vault.encrypt(reply.text),
             buttons=_buttons_to_json(reply.buttons),
+            reply_to_id=turn.message_id,
             created_at=now,
         )
         item = OutboxItem(
@@ -317,11 +328,13 @@ class Store:
         return claimed
 
     async def do_take_pending_for_contact(
-        self, channel: str, platform_user_id: str
+        self, channel: str, platform_user_id: str, *, not_replying_to: Collection[int] = ()
     ) -> list[Delivery]:
         """For channels that answer in the HTTP response: hand over every pending reply.
 
-        Replies a crash left behind come first, in the order they were written.
+        Replies a crash left behind come first, in the order they were written. Replies
+        to messages in ``not_replying_to`` (turns another request is still waiting for)
+        are left for that request.
         """
         pseudonym = self.pseudonym_for(channel, platform_user_id)
         async with self.sessions() as session:
@@ -331,6 +344,10 @@ class Store:
                         Contact.pseudonym == pseudonym,
                         OutboxItem.channel == channel,
                         OutboxItem.status.in_(CLAIMABLE_NOW),
+                        or_(
+                            Message.reply_to_id.is_(None),
+                            Message.reply_to_id.not_in(list(not_replying_to)),
+                        ),
                     )
                 )
             ).all()

@@ -14,6 +14,7 @@ from bot.errors import ConfigError
 
 def test_defaults_put_everything_in_the_instance_folder(tmp_path: Path) -> None:
     settings = load_settings({"DONGHANH_INSTANCE_DIR": str(tmp_path / "inst")}, create_secrets=True)
+    assert stat.S_IMODE((tmp_path / "inst").stat().st_mode) == 0o700
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'inst' / 'donghanh.sqlite3'}"
     assert settings.model_dir == tmp_path / "inst" / "nlu-model"
     assert settings.port == 8000 and settings.workers == 1

@@ -44,12 +44,28 @@ def create_blueprint(turns: Callable[[Request], TurnEngine], max_bytes: int) -> 
     async def health(_request: Request) -> HTTPResponse:
         return json({"status": "ok"}, ensure_ascii=False)
 
+    in_flight: set[int] = set()  # messages whose request is still waiting for its replies
+
+    async def replies_for(engine: TurnEngine, sender: str, own: int | None) -> list[Delivery]:
+        others = in_flight - {own} if own is not None else in_flight
+        return await engine.store.do_take_pending_for_contact(
+            CHANNEL, sender, not_replying_to=others
+        )
+
     @bp.post("/webhook")
     async def webhook(request: Request) -> HTTPResponse:
         inbound = parse_rest_body(request.body, max_bytes)
         engine = turns(request)
-        await engine.handle(inbound)
-        deliveries = await engine.store.do_take_pending_for_contact(CHANNEL, inbound.sender_id)
+        stored = await engine.accept(inbound)
+        if stored is None:
+            deliveries = await replies_for(engine, inbound.sender_id, None)
+        else:
+            in_flight.add(stored.message_id)
+            try:
+                await engine.answer(stored)
+                deliveries = await replies_for(engine, inbound.sender_id, stored.message_id)
+            finally:
+                in_flight.discard(stored.message_id)
         return json(
             [delivery_to_rasa(d, inbound.sender_id) for d in deliveries], ensure_ascii=False
         )

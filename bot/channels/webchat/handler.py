@@ -75,6 +75,8 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput("frame is not valid JSON") from exc
+    except RecursionError as exc:
+        raise BadInput("frame is nested too deeply") from exc
     if not isinstance(data, dict):
         raise BadInput("frame must be a JSON object")
     return data

@@ -122,6 +122,7 @@ def upgrade() -> None:
         sa.Column("buttons", sa.JSON(), nullable=True),
         sa.Column("platform_message_id", sa.String(length=255), nullable=True),
         sa.Column("intent", sa.String(length=128), nullable=True),
+        sa.Column("reply_to_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -129,6 +130,12 @@ def upgrade() -> None:
             ["conversations.id"],
             name=op.f("fk_messages_conversation_id_conversations"),
             ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["reply_to_id"],
+            ["messages.id"],
+            name=op.f("fk_messages_reply_to_id_messages"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint(
