@@ -22,7 +22,7 @@ import yaml
 
 from bot.errors import DataFormatError
 
-_REPEATED_LETTER = re.compile(r"(\w)\1{2,}")
+_REPEATED_LETTER = re.compile(r"([^\W\d_])\1{2,}")
 _NON_WORD = re.compile(r"[^\w]+")
 _WORD = re.compile(r"\w+")
 _SPACES = re.compile(r"\s+")

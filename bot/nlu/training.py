@@ -31,11 +31,16 @@ class TrainSummary:
     seconds: float
 
 
+RULE_FILES = frozenset({"risk_cues.yml"})  # read at load time; editing them needs no retraining
+
+
 def training_files(data_dir: Path) -> list[Path]:
     return sorted(
         path
         for path in data_dir.rglob("*")
-        if path.suffix in {".yml", ".yaml"} and "test" not in path.relative_to(data_dir).parts[:-1]
+        if path.suffix in {".yml", ".yaml"}
+        and path.name not in RULE_FILES
+        and "test" not in path.relative_to(data_dir).parts[:-1]
     )
 
 
