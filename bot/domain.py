@@ -89,12 +89,17 @@ class Delivery:
 
 
 class DeliveryError(Exception):
-    """A channel could not deliver a reply. ``retryable`` says whether to try again."""
+    """A channel could not deliver a reply.
 
-    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+    ``retryable`` says whether to try again; ``deferred`` says the person is simply not
+    reachable now (a closed web chat): wait for them without spending an attempt.
+    """
+
+    def __init__(self, reason: str, *, retryable: bool = True, deferred: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.deferred = deferred
 
 
 @dataclass(frozen=True)

@@ -121,10 +121,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     asyncio.run(_drop_postgres_database(base, name))
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str, model_dir: Path) -> Settings:
-    instance = tmp_path / "instance"
-    instance.mkdir()
+@pytest.fixture(scope="module", params=_database_params())
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One migrated database for a whole test module (tests use their own senders)."""
+    from bot.storage.migrate import upgrade_database
+
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'module.sqlite3'}"
+        upgrade_database(url)
+        yield url
+        return
+    base = os.environ[PG_URL_VAR]
+    url, name = asyncio.run(_fresh_postgres_schema(base))
+    upgrade_database(url)
+    yield url
+    asyncio.run(_drop_postgres_database(base, name))
+
+
+def make_settings(instance: Path, database_url: str, model_dir: Path) -> Settings:
+    """Settings for a fresh instance folder that uses the session's trained model."""
+    instance.mkdir(parents=True, exist_ok=True)
     (instance / "nlu-model").symlink_to(model_dir, target_is_directory=True)
     env = {
         "DONGHANH_INSTANCE_DIR": str(instance),
@@ -135,6 +153,11 @@ def settings(tmp_path: Path, database_url: str, model_dir: Path) -> Settings:
         "DONGHANH_OUTBOX_RETRY_BASE_SECONDS": "0.05",
     }
     return load_settings(env)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, model_dir: Path) -> Settings:
+    return make_settings(tmp_path / "instance", database_url, model_dir)
 
 
 @pytest.fixture
@@ -175,7 +198,7 @@ class LiveServer:
         }
         self.process: Any = None
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
+    def start(self, timeout: float = 90.0) -> LiveServer:
         import subprocess
         import time
 
@@ -227,6 +250,17 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[LiveServer]:
+    server = LiveServer(settings).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, module_database_url: str
+) -> Iterator[LiveServer]:
+    """One real server per test module and database: starting one costs seconds."""
+    settings = make_settings(tmp_path_factory.mktemp("instance"), module_database_url, model_dir)
     server = LiveServer(settings).start()
     yield server
     server.stop()

@@ -18,6 +18,7 @@ from bot.storage.models import utcnow
 from bot.storage.repository import Store
 
 logger = logging.getLogger("donghanh.outbox")
+DEFER_FOR = timedelta(hours=1)  # checked again then, or at once when the person returns
 
 
 class Sender(Protocol):
@@ -67,7 +68,10 @@ class OutboxDispatcher:
         try:
             await sender.send(delivery)
         except DeliveryError as exc:
-            await self._after_failure(delivery, exc.reason, retryable=exc.retryable)
+            if exc.deferred:
+                await self.store.do_defer(delivery.outbox_id, utcnow() + DEFER_FOR)
+            else:
+                await self._after_failure(delivery, exc.reason, retryable=exc.retryable)
             return False
         except Exception as exc:
             await self._after_failure(delivery, f"{type(exc).__name__}", retryable=True)

@@ -62,6 +62,10 @@ class TurnEngine:
         self._fault_delay = fault_delay_seconds
         self._locks = KeyedLocks()
 
+    def notify_outbox(self) -> None:
+        """Tell the outbox dispatcher there may be replies to send now."""
+        self._on_outbox()
+
     async def handle(self, message: InboundMessage) -> StoredInbound | None:
         """Store then answer one inbound message; None if it was a redelivery."""
         stored = await self.accept(message)

@@ -41,6 +41,10 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def ping(engine: AsyncEngine) -> None:
-    """Raise if the database cannot answer a trivial query."""
+    """Raise unless the database answers from its own schema.
+
+    ``SELECT 1`` is not enough: SQLite quietly creates an empty database when the
+    file has gone, and that must count as down.
+    """
     async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+        await connection.execute(text("SELECT version_num FROM alembic_version"))

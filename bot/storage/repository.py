@@ -71,7 +71,14 @@ class TurnOutcome:
 
 
 SENDING = "sending"
-CLAIMABLE_NOW = (OutboxStatus.PENDING.value, SENDING)
+
+
+def _claimable_now() -> Any:
+    """Pending replies (whatever their backoff), and claims whose lease ran out."""
+    return or_(
+        OutboxItem.status == OutboxStatus.PENDING.value,
+        (OutboxItem.status == SENDING) & (OutboxItem.next_attempt_at <= utcnow()),
+    )
 
 
 def _buttons_to_json(buttons: Sequence[Button]) -> list[dict[str, str]] | None:
@@ -320,6 +327,7 @@ class Store:
                 update(OutboxItem)
                 .where(OutboxItem.id == item.id, OutboxItem.status == item.status)
                 .where(OutboxItem.attempts == item.attempts)
+                .where(OutboxItem.next_attempt_at == item.next_attempt_at)
                 .values(**values)
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -343,7 +351,7 @@ class Store:
                     self._delivery_query().where(
                         Contact.pseudonym == pseudonym,
                         OutboxItem.channel == channel,
-                        OutboxItem.status.in_(CLAIMABLE_NOW),
+                        _claimable_now(),
                         or_(
                             Message.reply_to_id.is_(None),
                             Message.reply_to_id.not_in(list(not_replying_to)),
@@ -386,6 +394,22 @@ class Store:
                 next_attempt_at=now + timedelta(seconds=lease_seconds),
             )
 
+    async def do_make_due_now(self, channel: str, platform_user_id: str) -> None:
+        """Cut the backoff of a person's pending replies: they are reachable again."""
+        pseudonym = self.pseudonym_for(channel, platform_user_id)
+        async with self.sessions() as session:
+            contact_ids = select(Contact.id).where(Contact.pseudonym == pseudonym)
+            await session.execute(
+                update(OutboxItem)
+                .where(
+                    OutboxItem.channel == channel,
+                    OutboxItem.contact_id.in_(contact_ids),
+                    OutboxItem.status == OutboxStatus.PENDING.value,
+                )
+                .values(next_attempt_at=utcnow())
+            )
+            await session.commit()
+
     async def do_mark_sent(self, outbox_id: int) -> None:
         await self._update_outbox(
             outbox_id,
@@ -401,6 +425,12 @@ class Store:
             last_error=error[:500],
             next_attempt_at=retry_at,
             attempts=OutboxItem.attempts + 1,
+        )
+
+    async def do_defer(self, outbox_id: int, until: datetime) -> None:
+        """Wait for an unreachable person without spending a delivery attempt."""
+        await self._update_outbox(
+            outbox_id, status=OutboxStatus.PENDING.value, next_attempt_at=until
         )
 
     async def do_mark_failed(self, outbox_id: int, error: str) -> None:

@@ -8,6 +8,7 @@ sender, so a stored message is always answered.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -62,7 +63,8 @@ def create_blueprint(turns: Callable[[Request], TurnEngine], max_bytes: int) -> 
         else:
             in_flight.add(stored.message_id)
             try:
-                await engine.answer(stored)
+                # A client that hangs up cancels this handler; the turn must still finish.
+                await asyncio.shield(engine.answer(stored))
                 deliveries = await replies_for(engine, inbound.sender_id, stored.message_id)
             finally:
                 in_flight.discard(stored.message_id)

@@ -59,7 +59,7 @@ class WebChatSessions:
     async def send(self, delivery: Delivery) -> None:
         socket = self._sockets.get(delivery.recipient_id)
         if socket is None:
-            raise DeliveryError("web chat session not connected", retryable=True)
+            raise DeliveryError("web chat session not connected", deferred=True)
         try:
             await socket.send(reply_frame(delivery))
         except Exception as exc:
@@ -87,7 +87,7 @@ def parse_session(frame: dict[str, Any]) -> str:
     if (
         frame.get("type") != "hello"
         or not isinstance(session, str)
-        or not SESSION_ID.match(session)
+        or not SESSION_ID.fullmatch(session)
     ):
         raise BadInput(
             "the first frame must be hello with a session id of 16-64 letters, digits, - or _"
@@ -101,7 +101,7 @@ def parse_message(frame: dict[str, Any], session: str) -> InboundMessage:
     text = require_string(frame, "text", max_chars=MAX_TEXT_CHARS, allow_empty=True)
     client_id = frame.get("id")
     if client_id is not None and (
-        not isinstance(client_id, str) or not SESSION_ID.match(client_id)
+        not isinstance(client_id, str) or not SESSION_ID.fullmatch(client_id)
     ):
         raise BadInput("message id must be 16-64 letters, digits, - or _")
     platform_id = f"{session}:{client_id}" if client_id else None
@@ -110,13 +110,20 @@ def parse_message(frame: dict[str, Any], session: str) -> InboundMessage:
     )
 
 
-async def _send_error(socket: WebsocketImplProtocol, error: BadInput) -> None:
-    await socket.send(json.dumps({"type": "error", "error": str(error)}))
+async def _send_error(
+    socket: WebsocketImplProtocol, error: BadInput, client_id: object = None
+) -> None:
+    frame: dict[str, Any] = {"type": "error", "error": str(error)}
+    if isinstance(client_id, str) and len(client_id) <= 64:
+        frame["id"] = client_id
+    await socket.send(json.dumps(frame))
 
 
-async def _deliver_waiting(engine: TurnEngine, socket: WebsocketImplProtocol, session: str) -> None:
-    for delivery in await engine.store.do_take_pending_for_contact(CHANNEL, session):
-        await socket.send(reply_frame(delivery))
+async def _deliver_waiting(engine: TurnEngine, session: str) -> None:
+    """Replies held back while the page was away go out now through the outbox, which
+    marks each one sent only after the socket took it."""
+    await engine.store.do_make_due_now(CHANNEL, session)
+    engine.notify_outbox()
 
 
 def create_blueprint(
@@ -135,7 +142,7 @@ def create_blueprint(
         sessions.attach(session, socket)
         try:
             await socket.send(json.dumps({"type": "ready"}))
-            await _deliver_waiting(engine, socket, session)
+            await _deliver_waiting(engine, session)
             await _serve_session(engine, socket, session)
         finally:
             sessions.detach(session, socket)
@@ -148,12 +155,15 @@ async def _serve_session(engine: TurnEngine, socket: WebsocketImplProtocol, sess
         raw = await socket.recv()
         if raw is None:
             return
+        frame: dict[str, Any] = {}
         try:
-            inbound = parse_message(parse_frame(raw), session)
+            frame = parse_frame(raw)
+            inbound = parse_message(frame, session)
         except BadInput as exc:
-            await _send_error(socket, exc)
+            await _send_error(socket, exc, frame.get("id"))
             continue
-        await engine.handle(inbound)
+        # A dropped connection cancels this handler; the turn must still finish.
+        await asyncio.shield(engine.handle(inbound))
         if inbound.platform_message_id:
             await socket.send(
                 json.dumps({"type": "ack", "id": inbound.platform_message_id.split(":", 1)[1]})

@@ -85,6 +85,10 @@
       retryDelay = 1000;
       unacked.forEach(transmit);
     } else if (frame.type === "error") {
+      unacked = unacked.filter(function (item) {
+        if (item.id === frame.id) { item.bubble.classList.add("failed"); return false; }
+        return true;
+      });
       statusLine.textContent = "Tin nhắn chưa gửi được. Bạn thử lại nhé.";
     }
   }

@@ -96,3 +96,19 @@ async def test_backoff_delays_the_next_attempt(services: Any) -> None:
     await slow.drain()
     assert await slow.drain() == 0  # not due for a minute
     assert sender.calls == 1
+
+
+async def test_an_unreachable_person_is_waited_for_without_spending_attempts(services: Any) -> None:
+    sender = RecordingSender([DeliveryError("not connected", deferred=True)] * 3)
+    await queue_greeting(services)
+    outbox = dispatcher(services, sender, attempts=2)
+    await outbox.drain()
+    assert await outbox_rows(services) == [("pending", 0, None)]
+    assert await outbox.drain() == 0  # not due until the person is back
+    await services.store.do_make_due_now("push", "p1")
+    await outbox.drain()
+    await services.store.do_make_due_now("push", "p1")
+    await outbox.drain()
+    await services.store.do_make_due_now("push", "p1")
+    assert await outbox.drain() == 1
+    assert await outbox_rows(services) == [("sent", 1, None)]

@@ -137,3 +137,24 @@ async def test_staff_users(store: Store) -> None:
     assert await store.check_staff_user_exists("lan")
     assert not await store.check_staff_user_exists("other")
     assert await store.count_staff_users() == 1
+
+
+async def test_a_reply_being_sent_is_not_also_taken_by_a_pull(store: Store) -> None:
+    stored = await store.do_store_inbound(inbound("alo"))
+    assert stored is not None
+    turn = await store.get_turn_input(stored.message_id)
+    await store.do_record_turn(turn, TurnOutcome([Reply("a")], {}, None))
+    assert len(await store.do_claim_due_deliveries(["telegram"])) == 1
+    assert await store.do_take_pending_for_contact("telegram", "user-1") == []
+
+
+async def test_an_expired_claim_is_reclaimed_by_one_worker_only(store: Store) -> None:
+    stored = await store.do_store_inbound(inbound("alo"))
+    assert stored is not None
+    turn = await store.get_turn_input(stored.message_id)
+    await store.do_record_turn(turn, TurnOutcome([Reply("a")], {}, None))
+    assert len(await store.do_claim_due_deliveries(["telegram"], lease_seconds=0)) == 1
+    reclaims = await asyncio.gather(
+        *(store.do_claim_due_deliveries(["telegram"]) for _ in range(4))
+    )
+    assert sum(len(batch) for batch in reclaims) == 1
