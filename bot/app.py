@@ -92,7 +92,9 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
     store = Store(
         session_factory(database), Vault(settings.encryption_keys), settings.pseudonym_secret
     )
-    models = ModelHolder(load_interpreter(settings.model_dir, settings.nlu_threshold))
+    models = ModelHolder(
+        load_interpreter(settings.model_dir, settings.nlu_threshold, settings.cue_rules_file)
+    )
     dispatcher = OutboxDispatcher(
         store,
         senders or {},

@@ -139,11 +139,60 @@ def cmd_nlu_parse(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     interpreter = load_interpreter(
-        Path(args.model) if args.model else settings.model_dir, settings.nlu_threshold
+        Path(args.model) if args.model else settings.model_dir,
+        settings.nlu_threshold,
+        settings.cue_rules_file,
     )
     for line in sys.stdin:
         result = interpreter.parse(line.rstrip("\r\n"))
         print(json.dumps(result.as_rasa_dict(), ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_nlu_evaluate(args: argparse.Namespace) -> int:
+    from bot.nlu.classifier import IntentClassifier
+    from bot.nlu.evaluation import evaluate_intents
+    from bot.nlu.rasa_yaml import read_nlu_dir
+    from bot.nlu.training import load_normalizer
+
+    train_dir, test_dir = Path(args.train), Path(args.test)
+    train_data = read_nlu_dir(train_dir)
+    test_data = read_nlu_dir(test_dir, exclude=())
+    classifier = IntentClassifier.train(
+        [e.text for e in train_data.examples],
+        [e.full_intent for e in train_data.examples],
+        normalizer=load_normalizer(train_dir),
+    )
+    reports = evaluate_intents(lambda text: classifier.rank(text, 1)[0][0], test_data)
+    if args.json:
+        print(
+            json.dumps({k: v.as_dict() for k, v in reports.items()}, ensure_ascii=False, indent=2)
+        )
+        return 0
+    for variant, report in reports.items():
+        print(
+            f"== {variant}: {report.examples} câu, "
+            f"accuracy {report.accuracy:.1%}, macro-F1 {report.macro_f1:.1%}"
+        )
+        for intent, scores in report.per_intent.items():
+            print(
+                f"  {intent:40} P {scores['precision']:.2f}  "
+                f"R {scores['recall']:.2f}  n={scores['support']}"
+            )
+        for expected, predicted, count in report.confusions:
+            print(f"  nhầm {expected} -> {predicted}: {count}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bot.bench import bench_nlu, render_table, write_json
+
+    settings = _settings(args)
+    figures = bench_nlu(
+        Path(args.data) if args.data else settings.nlu_data_dir, repeats=args.repeats
+    )
+    print(render_table(figures))
+    print(f"JSON: {write_json(figures, args.suite, Path(args.out) if args.out else None)}")
     return 0
 
 
@@ -262,6 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     parse = nlu.add_parser("parse", help="parse one message per stdin line into JSON lines")
     parse.add_argument("--model")
     parse.set_defaults(func=cmd_nlu_parse)
+    evaluate = nlu.add_parser("evaluate", help="train on one Rasa-format folder, test on another")
+    evaluate.add_argument("--train", required=True)
+    evaluate.add_argument("--test", required=True)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_nlu_evaluate)
+
+    bench = commands.add_parser("bench", help="benchmarks: a table and a JSON file")
+    bench.add_argument("suite", choices=["nlu"])
+    bench.add_argument("--data")
+    bench.add_argument("--out")
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -55,6 +55,10 @@ class Settings:
         return self.data_dir / "nlu"
 
     @property
+    def cue_rules_file(self) -> Path:
+        return self.nlu_data_dir / "risk_cues.yml"
+
+    @property
     def responses_file(self) -> Path:
         return self.data_dir / "responses.yml"
 

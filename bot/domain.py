@@ -120,13 +120,27 @@ class IntentScore:
 
 
 @dataclass(frozen=True)
+class RiskCue:
+    """A trafficking indicator a message shows (see ``data/nlu/risk_cues.yml``)."""
+
+    cue: str
+    confidence: float
+
+
+@dataclass(frozen=True)
 class ParseResult:
-    """What the NLU understood of one text, in the shape of Rasa's ``/model/parse``."""
+    """What the NLU understood of one text, in the shape of Rasa's ``/model/parse``,
+    plus the risk cues it shows."""
 
     text: str
     intent: IntentScore | None
     intent_ranking: tuple[IntentScore, ...] = ()
     entities: tuple[Entity, ...] = ()
+    risk_cues: tuple[RiskCue, ...] = ()
+
+    @property
+    def cue_names(self) -> set[str]:
+        return {cue.cue for cue in self.risk_cues}
 
     @property
     def intent_name(self) -> str | None:
@@ -142,6 +156,9 @@ class ParseResult:
             "intent": _intent_dict(self.intent),
             "intent_ranking": [_intent_dict(score) for score in self.intent_ranking],
             "entities": [_entity_dict(entity) for entity in self.entities],
+            "risk_cues": [
+                {"cue": cue.cue, "confidence": round(cue.confidence, 4)} for cue in self.risk_cues
+            ],
         }
 
 

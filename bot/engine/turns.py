@@ -126,7 +126,17 @@ class TurnEngine:
         slots = dict(turn.context.get("slots", {}))
         decision = await self.policy.decide(parse, TurnContext(turn.pseudonym, slots, text_was_cut))
         intent = parse.intent_name
-        events = [("user_intent", {"intent": intent, "confidence": round(parse.confidence, 3)})]
+        events = [
+            (
+                "user_intent",
+                {
+                    "intent": intent,
+                    "confidence": round(parse.confidence, 3),
+                    "entities": sorted({e.entity for e in parse.entities}),
+                    "cues": sorted(parse.cue_names),
+                },
+            )
+        ]
         return TurnOutcome(
             replies=decision.replies,
             context={**turn.context, "slots": decision.slots},

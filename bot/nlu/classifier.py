@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 from bot.nlu.normalize import Normalizer, strip_diacritics
 
-FEATURE_VERSION = "tfidf-word12-char25-v2"
+FEATURE_VERSION = "tfidf-word12-char25-v3"
 ARRAYS_FILE = "arrays.npz"
 META_FILE = "model.json"
 

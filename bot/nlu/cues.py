@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from bot.domain import RiskCue
 from bot.errors import DataFormatError
 from bot.nlu.normalize import Normalizer
 
@@ -36,15 +37,6 @@ CUE_NAMES = (
     "forced_marriage",
     "minor",
 )
-
-
-@dataclass(frozen=True)
-class RiskCue:
-    cue: str
-    confidence: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"cue": self.cue, "confidence": self.confidence}
 
 
 @dataclass(frozen=True)

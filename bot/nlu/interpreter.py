@@ -3,7 +3,8 @@
 A text of the form ``/intent`` or ``/intent{"entity": "value"}`` is a button payload
 and is taken literally (Rasa's convention); anything else goes to the classifier. Below
 the confidence threshold the intent is ``nlu_fallback``, as with Rasa's
-FallbackClassifier. ``parse`` never raises on any input.
+FallbackClassifier. Entities and risk cues are found on every message, whatever its
+intent. ``parse`` never raises on any input.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import json
 import re
 from typing import Any, Protocol
 
-from bot.domain import Entity, IntentScore, ParseResult
+from bot.domain import Entity, IntentScore, ParseResult, RiskCue
 from bot.nlu.classifier import IntentClassifier
+from bot.nlu.cues import CueDetector
+from bot.nlu.entities import EntityExtractor
 from bot.nlu.normalize import clean_text
 
 FALLBACK_INTENT = "nlu_fallback"
 MAX_FEATURE_CHARS = 2000
+ADULT_AGE = 18
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w/\-]+)(?P<entities>\{.*\})?$", re.DOTALL)
 
 
@@ -33,12 +37,8 @@ def parse_payload(text: str) -> ParseResult | None:
     if not match:
         return None
     intent = IntentScore(match["intent"], 1.0)
-    return ParseResult(
-        text=text,
-        intent=intent,
-        intent_ranking=(intent,),
-        entities=_payload_entities(match["entities"]),
-    )
+    entities = _payload_entities(match["entities"])
+    return ParseResult(text=text, intent=intent, intent_ranking=(intent,), entities=entities)
 
 
 def _payload_entities(raw: str | None) -> tuple[Entity, ...]:
@@ -46,20 +46,33 @@ def _payload_entities(raw: str | None) -> tuple[Entity, ...]:
         return ()
     try:
         values: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ()
     if not isinstance(values, dict):
         return ()
     return tuple(Entity(entity=str(k), value=str(v), start=0, end=0) for k, v in values.items())
 
 
+def _minor_from_age(entities: tuple[Entity, ...]) -> RiskCue | None:
+    ages = [int(e.value) for e in entities if e.entity == "age" and e.value.isdigit()]
+    return RiskCue("minor", 1.0) if any(age < ADULT_AGE for age in ages) else None
+
+
 class ClassifierInterpreter:
     def __init__(
-        self, classifier: IntentClassifier, threshold: float, meta: dict[str, Any]
+        self,
+        classifier: IntentClassifier,
+        threshold: float,
+        meta: dict[str, Any],
+        entities: EntityExtractor | None = None,
+        cues: CueDetector | None = None,
     ) -> None:
         self.classifier = classifier
         self.threshold = threshold
         self.meta = meta
+        self.entities = entities
+        self.cues = cues
+        self._known_intents = set(classifier.classes) | {FALLBACK_INTENT}
 
     @property
     def intents(self) -> list[str]:
@@ -72,18 +85,30 @@ class ClassifierInterpreter:
         if not visible:
             return ParseResult(text=text, intent=None)
         payload = parse_payload(visible)
-        if payload is not None and payload.intent_name in set(self.classifier.classes) | {
-            FALLBACK_INTENT
-        }:
+        if payload is not None and payload.intent_name in self._known_intents:
             return payload
+        head = text[:MAX_FEATURE_CHARS]
         ranking = tuple(
-            IntentScore(name, confidence)
-            for name, confidence in self.classifier.rank(visible[:MAX_FEATURE_CHARS])
+            IntentScore(name, confidence) for name, confidence in self.classifier.rank(head)
         )
         top = ranking[0]
         intent = (
             top
             if top.confidence >= self.threshold
-            else IntentScore(FALLBACK_INTENT, self.threshold)
+            else IntentScore(FALLBACK_INTENT, top.confidence)
         )
-        return ParseResult(text=text, intent=intent, intent_ranking=ranking)
+        entities = self.entities.extract(head) if self.entities else ()
+        return ParseResult(
+            text=text,
+            intent=intent,
+            intent_ranking=ranking,
+            entities=entities,
+            risk_cues=self._cues(head, entities),
+        )
+
+    def _cues(self, text: str, entities: tuple[Entity, ...]) -> tuple[RiskCue, ...]:
+        found = list(self.cues.detect(text)) if self.cues else []
+        minor = _minor_from_age(entities)
+        if minor is not None and all(cue.cue != "minor" for cue in found):
+            found.append(minor)
+        return tuple(found)

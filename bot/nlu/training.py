@@ -13,8 +13,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.nlu.classifier import FEATURE_VERSION, IntentClassifier
+from bot.nlu.cues import CueDetector
+from bot.nlu.entities import EntityExtractor
 from bot.nlu.interpreter import ClassifierInterpreter
 from bot.nlu.normalize import Normalizer, load_abbreviations
 from bot.nlu.rasa_yaml import NluData, read_nlu_dir
@@ -106,6 +109,7 @@ def train(data_dir: Path, model_dir: Path) -> TrainSummary:
             "data_hash": data_hash,
             "trained_at": datetime.now(UTC).isoformat(),
             "examples": len(data.examples),
+            "entities": entity_data(data),
         },
     )
     final = model_dir / data_hash
@@ -125,9 +129,35 @@ def ensure_model(data_dir: Path, model_dir: Path) -> TrainSummary | None:
     return train(data_dir, model_dir)
 
 
-def load_interpreter(model_dir: Path, threshold: float) -> ClassifierInterpreter:
+def entity_data(data: NluData) -> dict[str, Any]:
+    """What the entity extractor needs, kept in the model so a model stands alone."""
+    return {
+        "lookups": {t["name"]: list(t["elements"]) for t in data.lookup_tables},
+        "regexes": [[r["name"], r["pattern"]] for r in data.regex_features],
+        "synonyms": dict(data.entity_synonyms),
+    }
+
+
+def entity_extractor(meta: dict[str, Any]) -> EntityExtractor:
+    stored = meta.get("entities", {})
+    return EntityExtractor(
+        stored.get("lookups", {}),
+        [(name, pattern) for name, pattern in stored.get("regexes", [])],
+        stored.get("synonyms", {}),
+    )
+
+
+def load_interpreter(
+    model_dir: Path, threshold: float, cue_rules: Path | None = None
+) -> ClassifierInterpreter:
+    """Load the current model; risk-cue rules are read from ``cue_rules`` when given."""
     path = current_model_path(model_dir)
     if path is None:
         raise FileNotFoundError(f"no trained NLU model in {model_dir}; run `donghanh nlu train`")
     classifier, meta = IntentClassifier.load(path)
-    return ClassifierInterpreter(classifier, threshold, meta)
+    cues = (
+        CueDetector.from_file(cue_rules, classifier.normalizer)
+        if cue_rules is not None and cue_rules.exists()
+        else None
+    )
+    return ClassifierInterpreter(classifier, threshold, meta, entity_extractor(meta), cues)
