@@ -188,9 +188,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import bench_nlu, render_table, write_json
 
     settings = _settings(args)
-    figures = bench_nlu(
-        Path(args.data) if args.data else settings.nlu_data_dir, repeats=args.repeats
-    )
+    data_dir = Path(args.data) if args.data else settings.nlu_data_dir
+    figures = bench_nlu(data_dir, settings.nlu_threshold, repeats=args.repeats)
     print(render_table(figures))
     print(f"JSON: {write_json(figures, args.suite, Path(args.out) if args.out else None)}")
     return 0

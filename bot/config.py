@@ -38,7 +38,7 @@ class Settings:
     log_level: str = "INFO"
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     pseudonym_secret: str = field(default="", repr=False)
-    nlu_threshold: float = 0.45
+    nlu_threshold: float = 0.25
     max_message_chars: int = 4000
     request_max_bytes: int = 256 * 1024
     outbox_max_attempts: int = 8

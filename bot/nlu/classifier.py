@@ -1,8 +1,9 @@
-"""The intent classifier: TF-IDF word and character n-grams with a linear model.
+"""The intent classifier: TF-IDF word 1-2-grams and character 2-5-grams, linear model.
 
-Trained on every example plus a copy with diacritics removed, so text typed without
-diacritics is understood. Persisted as plain JSON and NumPy arrays (no pickle): loading
-a model never runs code from disk.
+Trained (with scikit-learn) on every example plus a copy with diacritics removed, so
+text typed without diacritics is understood. Persisted as plain JSON and NumPy arrays,
+never pickle: loading a model runs no code from disk. Inference uses ``features`` and
+NumPy only.
 """
 
 from __future__ import annotations
@@ -14,27 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import NDArray
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
+from bot.errors import ConfigError
+from bot.nlu.features import WORD_PATTERN, TfidfSpace
 from bot.nlu.normalize import Normalizer, strip_diacritics
 
-FEATURE_VERSION = "tfidf-word12-char25-v3"
+FEATURE_VERSION = "tfidf-word12-char25-v4"
 ARRAYS_FILE = "arrays.npz"
 META_FILE = "model.json"
-
-_VECTORIZER_PARAMS: dict[str, dict[str, Any]] = {
-    "word": {
-        "analyzer": "word",
-        "ngram_range": (1, 2),
-        "token_pattern": r"(?u)\b\w+\b",
-        "sublinear_tf": True,
-        "min_df": 1,
-    },
-    "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "min_df": 1},
-}
+SPACES: dict[str, tuple[str, int, int]] = {"word": ("word", 1, 2), "char": ("char_wb", 2, 5)}
+REGULARISATION_C = 30.0
 
 
 def _augment(
@@ -54,19 +45,45 @@ def _augment(
 
 
 def _softmax(scores: NDArray[np.float64]) -> NDArray[np.float64]:
-    shifted = scores - scores.max(axis=1, keepdims=True)
+    shifted = scores - scores.max()
     exp = np.exp(shifted)
-    result: NDArray[np.float64] = exp / exp.sum(axis=1, keepdims=True)
+    result: NDArray[np.float64] = exp / exp.sum()
     return result
+
+
+def _fit_spaces(texts: list[str]) -> tuple[dict[str, TfidfSpace], Any]:
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    spaces: dict[str, TfidfSpace] = {}
+    blocks = []
+    for name, (analyzer, low, high) in SPACES.items():
+        vectorizer = TfidfVectorizer(
+            analyzer=analyzer,
+            ngram_range=(low, high),
+            token_pattern=WORD_PATTERN if analyzer == "word" else None,
+            sublinear_tf=True,
+        )
+        blocks.append(vectorizer.fit_transform(texts))
+        vocabulary = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
+        spaces[name] = TfidfSpace(analyzer, low, high, vocabulary, np.asarray(vectorizer.idf_))
+    return spaces, sp.hstack(blocks).tocsr()
 
 
 @dataclass
 class IntentClassifier:
-    vectorizers: dict[str, TfidfVectorizer]
+    spaces: dict[str, TfidfSpace]
     coef: NDArray[np.float64]
     intercept: NDArray[np.float64]
     classes: list[str]
     normalizer: Normalizer
+
+    def __post_init__(self) -> None:
+        self._offsets: list[int] = []
+        offset = 0
+        for space in self.spaces.values():
+            self._offsets.append(offset)
+            offset += len(space.idf)
 
     @classmethod
     def train(
@@ -75,41 +92,50 @@ class IntentClassifier:
         labels: Sequence[str],
         *,
         normalizer: Normalizer | None = None,
-        c: float = 10.0,
+        c: float = REGULARISATION_C,
     ) -> IntentClassifier:
+        from sklearn.linear_model import LogisticRegression
+
         if len(set(labels)) < 2:
             raise ValueError("training needs examples of at least two intents")
         normalizer = normalizer or Normalizer()
         aug_texts, aug_labels = _augment(texts, labels, normalizer)
-        vectorizers = {
-            name: TfidfVectorizer(**params) for name, params in _VECTORIZER_PARAMS.items()
-        }
-        matrix = sp.hstack([v.fit_transform(aug_texts) for v in vectorizers.values()]).tocsr()
+        spaces, matrix = _fit_spaces(aug_texts)
         model = LogisticRegression(C=c, max_iter=3000)
         model.fit(matrix, aug_labels)
-        return cls(
-            vectorizers=vectorizers,
-            coef=np.asarray(model.coef_, dtype=np.float64),
-            intercept=np.asarray(model.intercept_, dtype=np.float64),
-            classes=[str(name) for name in model.classes_],
-            normalizer=normalizer,
-        )
+        coef = np.asarray(model.coef_, dtype=np.float64)
+        intercept = np.asarray(model.intercept_, dtype=np.float64)
+        if coef.shape[0] == 1:  # two classes: make it a two-row softmax
+            coef = np.vstack([-coef / 2, coef / 2])
+            intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+        classes = [str(name) for name in model.classes_]
+        return cls(spaces, coef, intercept, classes, normalizer)
 
-    def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
-        normal = [self.normalizer.features(text) for text in texts]
-        return sp.hstack([v.transform(normal) for v in self.vectorizers.values()]).tocsr()
+    def scores(self, text: str) -> NDArray[np.float64]:
+        return self.scores_of_features(self.normalizer.features(text))
 
-    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        scores = np.asarray(self._features(texts) @ self.coef.T) + self.intercept
-        if len(self.classes) == 2:
-            positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-            return np.column_stack([1.0 - positive, positive])
-        return _softmax(scores)
+    def scores_of_features(self, normal: str) -> NDArray[np.float64]:
+        """Scores of a text already in its ``Normalizer.features`` form."""
+        total = self.intercept.copy()
+        for offset, space in zip(self._offsets, self.spaces.values(), strict=True):
+            indices, values = space.vector(normal)
+            if len(indices):
+                total += self.coef[:, indices + offset] @ values
+        return total
 
-    def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
-        probabilities = self.predict_proba([text])[0]
+    def known_words(self, text: str) -> int:
+        return self.spaces["word"].known_words(self.normalizer.features(text))
+
+    def rank_features(self, normal: str, top: int = 10) -> list[tuple[str, float]]:
+        probabilities = _softmax(self.scores_of_features(normal))
         order = np.argsort(-probabilities)[:top]
         return [(self.classes[i], float(probabilities[i])) for i in order]
+
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        return np.vstack([_softmax(self.scores(text)) for text in texts])
+
+    def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
+        return self.rank_features(self.normalizer.features(text), top)
 
     # -- persistence -----------------------------------------------------------------
 
@@ -123,11 +149,9 @@ class IntentClassifier:
             "vocabularies": {},
             **extra_meta,
         }
-        for name, vectorizer in self.vectorizers.items():
-            arrays[f"idf_{name}"] = vectorizer.idf_
-            meta["vocabularies"][name] = {
-                term: int(i) for term, i in vectorizer.vocabulary_.items()
-            }
+        for name, space in self.spaces.items():
+            arrays[f"idf_{name}"] = space.idf
+            meta["vocabularies"][name] = space.vocabulary
         np.savez_compressed(directory / ARRAYS_FILE, **arrays)  # type: ignore[arg-type]
         (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
@@ -135,19 +159,22 @@ class IntentClassifier:
     def load(cls, directory: Path) -> tuple[IntentClassifier, dict[str, Any]]:
         meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
         if meta.get("feature_version") != FEATURE_VERSION:
-            raise ValueError(f"model in {directory} was built by another feature version")
+            raise ConfigError(
+                f"the NLU model in {directory} was built by another version: "
+                "run `donghanh nlu train`"
+            )
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
-            vectorizers: dict[str, TfidfVectorizer] = {}
-            for name, params in _VECTORIZER_PARAMS.items():
-                vectorizer = TfidfVectorizer(**params)
-                vectorizer.vocabulary_ = meta["vocabularies"][name]
-                vectorizer.idf_ = arrays[f"idf_{name}"]
-                vectorizers[name] = vectorizer
+            spaces = {
+                name: TfidfSpace(
+                    analyzer, low, high, meta["vocabularies"][name], arrays[f"idf_{name}"]
+                )
+                for name, (analyzer, low, high) in SPACES.items()
+            }
             classifier = cls(
-                vectorizers=vectorizers,
-                coef=arrays["coef"],
-                intercept=arrays["intercept"],
-                classes=list(meta["classes"]),
-                normalizer=Normalizer(meta.get("abbreviations", {})),
+                spaces,
+                arrays["coef"],
+                arrays["intercept"],
+                list(meta["classes"]),
+                Normalizer(meta.get("abbreviations", {})),
             )
         return classifier, meta

@@ -41,15 +41,24 @@ CUE_NAMES = (
 
 @dataclass(frozen=True)
 class CueRule:
+    """A cue's patterns and exclusions, each joined into one alternation: one search
+    per rule, however many patterns the rule has."""
+
     cue: str
-    patterns: tuple[re.Pattern[str], ...]
-    exclude: tuple[re.Pattern[str], ...]
+    pattern: re.Pattern[str]
+    exclude: re.Pattern[str] | None
     confidence: float
 
     def matches(self, folded: str) -> bool:
-        if not any(p.search(folded) for p in self.patterns):
+        if not self.pattern.search(folded):
             return False
-        return not any(p.search(folded) for p in self.exclude)
+        return self.exclude is None or not self.exclude.search(folded)
+
+
+def _combined(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns))
 
 
 def _compile(path: Path, cue: str, raw: Any, key: str) -> tuple[re.Pattern[str], ...]:
@@ -73,11 +82,12 @@ def _parse_rule(path: Path, cue: str, raw: Any) -> CueRule:
         raise DataFormatError(path, f"unknown cue {cue!r}; known cues: {', '.join(CUE_NAMES)}")
     if not isinstance(raw, dict):
         raise DataFormatError(path, f"cue {cue!r} must be a mapping")
-    patterns = _compile(path, cue, raw.get("patterns"), "patterns")
-    if not patterns:
+    pattern = _combined(_compile(path, cue, raw.get("patterns"), "patterns"))
+    if pattern is None:
         raise DataFormatError(path, f"cue {cue!r} has no patterns")
     confidence = float(raw.get("confidence", 0.9))
-    return CueRule(cue, patterns, _compile(path, cue, raw.get("exclude"), "exclude"), confidence)
+    exclude = _combined(_compile(path, cue, raw.get("exclude"), "exclude"))
+    return CueRule(cue, pattern, exclude, confidence)
 
 
 class CueDetector:
@@ -99,7 +109,10 @@ class CueDetector:
         return cls([_parse_rule(path, str(cue), raw) for cue, raw in cues.items()], normalizer)
 
     def detect(self, text: str) -> tuple[RiskCue, ...]:
-        folded = self.normalizer.fold(text)
+        return self.detect_folded(self.normalizer.fold(text))
+
+    def detect_folded(self, folded: str) -> tuple[RiskCue, ...]:
+        """Cues of a text already folded by this detector's normaliser."""
         if not folded:
             return ()
         return tuple(RiskCue(r.cue, r.confidence) for r in self.rules if r.matches(folded))

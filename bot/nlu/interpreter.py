@@ -88,26 +88,28 @@ class ClassifierInterpreter:
         if payload is not None and payload.intent_name in self._known_intents:
             return payload
         head = text[:MAX_FEATURE_CHARS]
+        normal = self.classifier.normalizer.features(head)
         ranking = tuple(
-            IntentScore(name, confidence) for name, confidence in self.classifier.rank(head)
+            IntentScore(name, confidence)
+            for name, confidence in self.classifier.rank_features(normal)
         )
         top = ranking[0]
-        intent = (
-            top
-            if top.confidence >= self.threshold
-            else IntentScore(FALLBACK_INTENT, top.confidence)
-        )
+        known = self.classifier.spaces["word"].known_words(normal)
+        understood = top.confidence >= self.threshold and known > 0
+        # As Rasa's FallbackClassifier: the fallback carries the threshold as confidence.
+        intent = top if understood else IntentScore(FALLBACK_INTENT, self.threshold)
         entities = self.entities.extract(head) if self.entities else ()
         return ParseResult(
             text=text,
             intent=intent,
             intent_ranking=ranking,
             entities=entities,
-            risk_cues=self._cues(head, entities),
+            risk_cues=self._cues(normal, entities),
         )
 
-    def _cues(self, text: str, entities: tuple[Entity, ...]) -> tuple[RiskCue, ...]:
-        found = list(self.cues.detect(text)) if self.cues else []
+    def _cues(self, normal: str, entities: tuple[Entity, ...]) -> tuple[RiskCue, ...]:
+        folded = self.classifier.normalizer.fold_features(normal)
+        found = list(self.cues.detect_folded(folded)) if self.cues else []
         minor = _minor_from_age(entities)
         if minor is not None and all(cue.cue != "minor" for cue in found):
             found.append(minor)

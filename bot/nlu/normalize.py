@@ -98,5 +98,10 @@ class Normalizer:
         return _SPACES.sub(" ", text).strip()
 
     def fold(self, text: str) -> str:
-        bare = strip_diacritics(self.features(text))
+        return self.fold_features(self.features(text))
+
+    @staticmethod
+    def fold_features(features: str) -> str:
+        """``fold`` of a text whose ``features`` form is already at hand."""
+        bare = strip_diacritics(features)
         return _SPACES.sub(" ", _NON_WORD.sub(" ", bare)).strip()
