@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bot.nlu.entities import EntityExtractor, fold_with_offsets
+from bot.nlu.entities import EntityExtractor, fold, fold_with_offsets
 from bot.nlu.rasa_yaml import read_nlu_dir
 from bot.nlu.training import entity_data, entity_extractor
 
@@ -86,3 +86,49 @@ def test_offsets_always_slice_the_original_text(text: str) -> None:
         piece = (text + " ha noi 15 tuoi")[entity.start : entity.end]
         assert piece and piece == piece.strip(" ")
         assert 0 <= entity.start < entity.end <= len(text) + len(" ha noi 15 tuoi")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("toi o vung tau", ("province", "Hồ Chí Minh")),
+        ("em ở Vĩnh Cửu", ("province", "Đồng Nai")),
+        ("nhà ở Hà Giang", ("province", "Tuyên Quang")),
+        ("tôi ở quảng ninh", ("province", "Quảng Ninh")),
+        ("em bi lua sang lao", ("country", "Lào")),
+        ("chồng em làm bên đài", ("country", "Đài Loan")),
+        ("bị đưa sang Campuchia", ("country", "Campuchia")),
+    ],
+)
+def test_places_map_to_what_is_in_force(
+    extractor: EntityExtractor, text: str, expected: tuple[str, str]
+) -> None:
+    assert expected in [(e.entity, e.value) for e in extractor.extract(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tôi đi xuất khẩu lao động",
+        "cảm ơn bạn",
+        "ở đại sứ quán",
+        "đi cắm trại",
+        "tôi tự cảm thấy buồn",
+    ],
+)
+def test_everyday_words_are_not_places(extractor: EntityExtractor, text: str) -> None:
+    assert [e for e in extractor.extract(text) if e.entity in {"country", "province"}] == []
+
+
+def test_every_province_and_former_province_resolves(extractor: EntityExtractor) -> None:
+    import yaml
+
+    shared = REPO.parent / "shared" / "domain" / "provinces.yml"
+    if not shared.exists():
+        pytest.skip(f"the shared province list is not at {shared}")
+    units = yaml.safe_load(shared.read_text(encoding="utf-8"))["units"]
+    for unit in units:
+        for name in [unit["name"], *unit["former"]]:
+            for text in (f"tôi ở {name}", f"toi o {fold(name)}"):
+                values = [e.value for e in extractor.extract(text) if e.entity == "province"]
+                assert values == [unit["name"]], (text, values)
