@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,20 +106,30 @@ async def _drop_postgres_database(base_url: str, name: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(params=_database_params())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def migrated_database(kind: str, sqlite_dir: Path) -> Iterator[str]:
+    """A fresh database at the schema's head: a SQLite file, or a new PostgreSQL
+    database dropped afterwards."""
     from bot.storage.migrate import upgrade_database
 
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{sqlite_dir / 'test.sqlite3'}"
         upgrade_database(url)
         yield url
         return
     base = os.environ[PG_URL_VAR]
     url, name = asyncio.run(_fresh_postgres_schema(base))
-    upgrade_database(url)
-    yield url
-    asyncio.run(_drop_postgres_database(base, name))
+    try:
+        upgrade_database(url)
+        yield url
+    finally:
+        asyncio.run(_drop_postgres_database(base, name))
+
+
+@pytest.fixture(params=_database_params())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with migrated_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=_database_params())
@@ -126,18 +137,8 @@ def module_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """One migrated database for a whole test module (tests use their own senders)."""
-    from bot.storage.migrate import upgrade_database
-
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'module.sqlite3'}"
-        upgrade_database(url)
+    with migrated_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
-        return
-    base = os.environ[PG_URL_VAR]
-    url, name = asyncio.run(_fresh_postgres_schema(base))
-    upgrade_database(url)
-    yield url
-    asyncio.run(_drop_postgres_database(base, name))
 
 
 def make_settings(instance: Path, database_url: str, model_dir: Path) -> Settings:
