@@ -75,10 +75,6 @@ class Settings:
             )
 
 
-def _parse_bool(raw: str) -> bool:
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _parse_keys(raw: Any) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)):
         return tuple(str(key).strip() for key in raw if str(key).strip())
@@ -202,7 +198,3 @@ def load_settings(
     if values.get("workers", 1) < 1:
         raise ConfigError("DONGHANH_WORKERS must be at least 1")
     return Settings(**values)
-
-
-def env_flag(env: Mapping[str, str], name: str) -> bool:
-    return _parse_bool(env.get(f"{ENV_PREFIX}{name}", ""))

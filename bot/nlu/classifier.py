@@ -111,9 +111,6 @@ class IntentClassifier:
         classes = [str(name) for name in model.classes_]
         return cls(spaces, coef, intercept, classes, normalizer)
 
-    def scores(self, text: str) -> NDArray[np.float64]:
-        return self.scores_of_features(self.normalizer.features(text))
-
     def scores_of_features(self, normal: str) -> NDArray[np.float64]:
         """Scores of a text already in its ``Normalizer.features`` form."""
         total = self.intercept.copy()
@@ -130,9 +127,6 @@ class IntentClassifier:
         probabilities = _softmax(self.scores_of_features(normal))
         order = np.argsort(-probabilities)[:top]
         return [(self.classes[i], float(probabilities[i])) for i in order]
-
-    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        return np.vstack([_softmax(self.scores(text)) for text in texts])
 
     def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
         return self.rank_features(self.normalizer.features(text), top)

@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
-from bot.nlu.cues import CueDetector
 from bot.nlu.normalize import strip_diacritics
 from bot.nlu.rasa_yaml import NluData
 
@@ -117,7 +116,3 @@ def evaluate_cues(
         micro_recall=true_pos / max(true_pos + false_neg, 1),
         per_cue_recall={cue: round(hits[cue] / wanted[cue], 4) for cue in sorted(wanted)},
     )
-
-
-def cue_detector_names(detector: CueDetector) -> Callable[[str], set[str]]:
-    return lambda text: {cue.cue for cue in detector.detect(text)}
