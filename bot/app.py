@@ -30,6 +30,7 @@ from bot.engine.policy import Policy
 from bot.engine.responses import ResponseCatalog
 from bot.engine.turns import TurnEngine
 from bot.errors import ConfigError
+from bot.logs import configure_logging
 from bot.nlu.interpreter import ClassifierInterpreter
 from bot.nlu.training import load_interpreter
 from bot.storage.crypto import Vault
@@ -40,7 +41,10 @@ from bot.web import health, pages, parse
 from bot.web.errors import register_error_handlers
 
 logger = logging.getLogger("donghanh.app")
-RECOVERY_GRACE = timedelta(seconds=30)
+# A message younger than this may still be in a live turn in another worker; older and
+# unanswered, its turn died with a process. (Turns take milliseconds; the row-level
+# claim that makes this exact across workers comes with the PostgreSQL scaling work.)
+RECOVERY_GRACE = timedelta(seconds=10)
 _app_numbers = itertools.count(1)
 
 
@@ -95,6 +99,7 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
     models = ModelHolder(
         load_interpreter(settings.model_dir, settings.nlu_threshold, settings.cue_rules_file)
     )
+    models.get().parse("xin chào")  # warm up: the first parse loads underthesea
     dispatcher = OutboxDispatcher(
         store,
         senders or {},
@@ -131,7 +136,7 @@ async def chat_in_terminal(settings: Settings, stdin: TextIO, stdout: TextIO) ->
 
 
 async def _recovery_loop(services: Services) -> None:
-    await services.turns.recover()
+    await services.turns.recover(older_than=RECOVERY_GRACE)
     while True:
         await asyncio.sleep(services.settings.recovery_interval_seconds)
         try:
@@ -175,6 +180,7 @@ def _add_security_headers(response: HTTPResponse) -> None:
 
 
 def create_app(settings: Settings) -> Sanic[Any, Any]:
+    configure_logging(settings.log_level)  # again in each worker process Sanic starts
     app = Sanic(f"donghanh_{next(_app_numbers)}", configure_logging=False)
     app.config.REQUEST_MAX_SIZE = settings.request_max_bytes
     app.config.WEBSOCKET_MAX_SIZE = webchat_channel.MAX_FRAME_BYTES

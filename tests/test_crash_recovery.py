@@ -74,7 +74,7 @@ def test_sigkill_mid_turn_loses_nothing_and_answers_once(settings: Settings) -> 
 
     restarted = LiveServer(settings).start()
     try:
-        wait_for(lambda: query(settings, unprocessed) == [(0,)])
+        wait_for(lambda: query(settings, unprocessed) == [(0,)], timeout=90)
         for sender in senders:
             replies = httpx.post(
                 f"{restarted.base_url}/webhooks/rest/webhook",

@@ -30,10 +30,14 @@ def create_engine(database_url: str) -> AsyncEngine:
             "DONGHANH_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
         )
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, pool_size=5, max_overflow=5)
+        engine = create_async_engine(
+            database_url, pool_size=5, max_overflow=5, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        database_url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

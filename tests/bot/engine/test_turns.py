@@ -90,3 +90,12 @@ async def test_a_stored_but_unprocessed_message_is_answered_by_recovery(services
     assert await services.turns.recover() == 0
     replies = await services.store.do_take_pending_for_contact(CHANNEL, "crashed")
     assert len(replies) == 1 and replies[0].reply.text.startswith("Xin chào")
+
+
+async def test_recovery_leaves_young_messages_to_the_turn_that_has_them(services: Any) -> None:
+    from datetime import timedelta
+
+    stored = await services.store.do_store_inbound(message("xin chào", sender="live"))
+    assert stored is not None
+    assert await services.turns.recover(older_than=timedelta(seconds=10)) == 0
+    assert await services.turns.recover(older_than=timedelta(0)) == 1
