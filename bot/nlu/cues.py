@@ -18,6 +18,7 @@ import yaml
 
 from bot.domain import RiskCue
 from bot.errors import DataFormatError
+from bot.nlu.anchors import required_literals
 from bot.nlu.normalize import Normalizer
 
 CUE_NAMES = (
@@ -41,18 +42,25 @@ CUE_NAMES = (
 
 @dataclass(frozen=True)
 class CueRule:
-    """A cue's patterns and exclusions, each joined into one alternation: one search
-    per rule, however many patterns the rule has."""
+    """A cue's patterns, each with the literals one of which any match contains (so
+    a pattern is searched only in texts that could match it), and its exclusions
+    joined into one alternation."""
 
     cue: str
-    pattern: re.Pattern[str]
+    patterns: tuple[tuple[frozenset[str] | None, re.Pattern[str]], ...]
     exclude: re.Pattern[str] | None
     confidence: float
 
     def matches(self, folded: str) -> bool:
-        if not self.pattern.search(folded):
+        if not any(
+            _may_match(anchors, folded) and p.search(folded) for anchors, p in self.patterns
+        ):
             return False
         return self.exclude is None or not self.exclude.search(folded)
+
+
+def _may_match(anchors: frozenset[str] | None, folded: str) -> bool:
+    return anchors is None or any(anchor in folded for anchor in anchors)
 
 
 def _combined(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str] | None:
@@ -82,12 +90,13 @@ def _parse_rule(path: Path, cue: str, raw: Any) -> CueRule:
         raise DataFormatError(path, f"unknown cue {cue!r}; known cues: {', '.join(CUE_NAMES)}")
     if not isinstance(raw, dict):
         raise DataFormatError(path, f"cue {cue!r} must be a mapping")
-    pattern = _combined(_compile(path, cue, raw.get("patterns"), "patterns"))
-    if pattern is None:
+    patterns = _compile(path, cue, raw.get("patterns"), "patterns")
+    if not patterns:
         raise DataFormatError(path, f"cue {cue!r} has no patterns")
     confidence = float(raw.get("confidence", 0.9))
     exclude = _combined(_compile(path, cue, raw.get("exclude"), "exclude"))
-    return CueRule(cue, pattern, exclude, confidence)
+    anchored = tuple((required_literals(p.pattern), p) for p in patterns)
+    return CueRule(cue, anchored, exclude, confidence)
 
 
 class CueDetector:
