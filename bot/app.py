@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.rest import handler as rest_channel
 from bot.channels.terminal.chat import run_terminal_chat
@@ -66,12 +67,14 @@ class ModelHolder:
 
 @dataclass
 class Services:
+    """Everything a running instance holds open, built by ``open_services``."""
+
     settings: Settings
     store: Store
     models: ModelHolder
     turns: TurnEngine
     dispatcher: OutboxDispatcher
-    database: Any
+    database: AsyncEngine
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
