@@ -139,13 +139,12 @@ async def chat_in_terminal(settings: Settings, stdin: TextIO, stdout: TextIO) ->
 
 
 async def _recovery_loop(services: Services) -> None:
-    await services.turns.recover(older_than=RECOVERY_GRACE)
     while True:
-        await asyncio.sleep(services.settings.recovery_interval_seconds)
         try:
             await services.turns.recover(older_than=RECOVERY_GRACE)
         except Exception:
             logger.exception("recovery failed", extra={"event": "recovery_error"})
+        await asyncio.sleep(services.settings.recovery_interval_seconds)
 
 
 def _services(request: Request) -> Services:

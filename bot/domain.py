@@ -33,6 +33,7 @@ class AuthorKind(enum.StrEnum):
 
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
+    SENDING = "sending"  # claimed by a sender; its lease is next_attempt_at
     SENT = "sent"
     FAILED = "failed"
 

@@ -12,16 +12,15 @@ A regex may name a group ``value``: the entity is then that group ("15" in "15 t
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.domain import Entity
+from bot.nlu.normalize import strip_diacritics
 
 
 def fold_char(ch: str) -> str:
-    decomposed = unicodedata.normalize("NFD", ch.replace("đ", "d").replace("Đ", "D"))
-    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn").lower()
+    return strip_diacritics(ch).lower()
 
 
 def fold_with_offsets(text: str) -> tuple[str, list[int]]:

@@ -70,14 +70,12 @@ class TurnOutcome:
     events: Sequence[tuple[str, dict[str, Any]]] = ()
 
 
-SENDING = "sending"
-
-
 def _claimable_now() -> Any:
     """Pending replies (whatever their backoff), and claims whose lease ran out."""
     return or_(
         OutboxItem.status == OutboxStatus.PENDING.value,
-        (OutboxItem.status == SENDING) & (OutboxItem.next_attempt_at <= utcnow()),
+        (OutboxItem.status == OutboxStatus.SENDING.value)
+        & (OutboxItem.next_attempt_at <= utcnow()),
     )
 
 
@@ -381,7 +379,9 @@ class Store:
                     self._delivery_query()
                     .where(
                         OutboxItem.channel.in_(channels),
-                        OutboxItem.status.in_([OutboxStatus.PENDING.value, SENDING]),
+                        OutboxItem.status.in_(
+                            [OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]
+                        ),
                         OutboxItem.next_attempt_at <= now,
                     )
                     .limit(limit)
@@ -390,7 +390,7 @@ class Store:
             return await self._claim(
                 session,
                 rows,
-                status=SENDING,
+                status=OutboxStatus.SENDING.value,
                 next_attempt_at=now + timedelta(seconds=lease_seconds),
             )
 

@@ -69,8 +69,6 @@ class WebChatSessions:
 def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
     if raw is None:
         raise BadInput("empty frame")
-    if len(raw) > MAX_FRAME_BYTES:
-        raise BadInput("frame too large")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
