@@ -106,8 +106,9 @@ def bench_nlu(data_dir: Path, threshold: float, repeats: int = 3) -> list[Figure
         loads = [_load_in_fresh_process(model_dir, rules) for _ in range(repeats)]
         interpreter = load_interpreter(model_dir, threshold, rules)
 
-    def predict(text: str) -> str:
-        return interpreter.parse(text).intent_name or "none"
+    def predict(text: str) -> tuple[str, float]:
+        intent = interpreter.parse(text).intent
+        return (intent.name, intent.confidence) if intent else ("none", 0.0)
 
     reports = evaluate_intents(predict, test)
     texts = [example.text for example in test.examples]
@@ -115,10 +116,12 @@ def bench_nlu(data_dir: Path, threshold: float, repeats: int = 3) -> list[Figure
     throughput = statistics.median(
         len(texts) / timed(lambda: [interpreter.parse(t) for t in texts]) for _ in range(repeats)
     )
-    cues = evaluate_cues(
-        lambda text: interpreter.parse(text).cue_names,
-        read_cue_examples(data_dir / "test" / "risk_cues_test.yml"),
-    )
+    cue_sets = {
+        path.stem: evaluate_cues(
+            lambda text: interpreter.parse(text).cue_names, read_cue_examples(path)
+        )
+        for path in sorted((data_dir / "test").glob("risk_cues*.yml"))
+    }
     emergency = reports["as_written"].per_intent.get("emergency", {}).get("recall", 0.0)
     emergency_bare = reports["no_diacritics"].per_intent.get("emergency", {}).get("recall", 0.0)
     return [
@@ -129,8 +132,21 @@ def bench_nlu(data_dir: Path, threshold: float, repeats: int = 3) -> list[Figure
         Figure("macro-F1 (held-out)", reports["as_written"].macro_f1 * 100, "%", "reported", True),
         at_least("emergency recall", emergency * 100, 100, "%"),
         at_least("emergency recall, no diacritics", emergency_bare * 100, 100, "%"),
-        at_least("risk-cue micro recall", cues.micro_recall * 100, 90, "%"),
-        at_least("risk-cue micro precision", cues.micro_precision * 100, 85, "%"),
+        Figure(
+            "calibration error (ECE), held-out",
+            (reports["as_written"].calibration_error or 0.0) * 100,
+            "%",
+            "reported",
+            True,
+        ),
+        *(
+            figure
+            for name, cues in cue_sets.items()
+            for figure in (
+                at_least(f"risk-cue micro recall, {name}", cues.micro_recall * 100, 90, "%"),
+                at_least(f"risk-cue micro precision, {name}", cues.micro_precision * 100, 85, "%"),
+            )
+        ),
         at_most("parse latency median", statistics.median(latencies), 3, "ms"),
         at_most("parse latency p99", percentile(latencies, 99), 15, "ms"),
         at_least("throughput, one process", throughput, 1000, "msg/s"),

@@ -20,6 +20,7 @@ from bot.config import Settings, load_settings
 from bot.domain import StaffRole
 from bot.errors import BadInput, ConfigError, DataFormatError, DonghanhError
 from bot.logs import configure_logging
+from bot.nlu.tokenizer import TOKENIZERS
 
 PASSWORD_ENV = "DONGHANH_NEW_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
@@ -162,8 +163,9 @@ def cmd_nlu_evaluate(args: argparse.Namespace) -> int:
         [e.text for e in train_data.examples],
         [e.full_intent for e in train_data.examples],
         normalizer=load_normalizer(train_dir),
+        tokenizer=args.tokenizer,
     )
-    reports = evaluate_intents(lambda text: classifier.rank(text, 1)[0][0], test_data)
+    reports = evaluate_intents(lambda text: classifier.rank(text, 1)[0], test_data)
     if args.json:
         print(
             json.dumps({k: v.as_dict() for k, v in reports.items()}, ensure_ascii=False, indent=2)
@@ -172,7 +174,8 @@ def cmd_nlu_evaluate(args: argparse.Namespace) -> int:
     for variant, report in reports.items():
         print(
             f"== {variant}: {report.examples} câu, "
-            f"accuracy {report.accuracy:.1%}, macro-F1 {report.macro_f1:.1%}"
+            f"accuracy {report.accuracy:.1%}, macro-F1 {report.macro_f1:.1%}, "
+            f"calibration error (ECE) {report.calibration_error or 0.0:.1%}"
         )
         for intent, scores in report.per_intent.items():
             print(
@@ -314,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--train", required=True)
     evaluate.add_argument("--test", required=True)
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument(
+        "--tokenizer",
+        choices=sorted(TOKENIZERS),
+        default="regex",
+        help="word units for features (regex: fast; underthesea: word_tokenize)",
+    )
     evaluate.set_defaults(func=cmd_nlu_evaluate)
 
     bench = commands.add_parser("bench", help="benchmarks: a table and a JSON file")

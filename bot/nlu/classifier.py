@@ -9,6 +9,8 @@ NumPy only.
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +22,9 @@ from numpy.typing import NDArray
 from bot.errors import ConfigError
 from bot.nlu.features import WORD_PATTERN, TfidfSpace
 from bot.nlu.normalize import Normalizer, strip_diacritics
+from bot.nlu.tokenizer import RegexTokenizer
 
-FEATURE_VERSION = "tfidf-word12-char25-v4"
+FEATURE_VERSION = "tfidf-word12-char25-v5"
 ARRAYS_FILE = "arrays.npz"
 META_FILE = "model.json"
 SPACES: dict[str, tuple[str, int, int]] = {"word": ("word", 1, 2), "char": ("char_wb", 2, 5)}
@@ -44,6 +47,53 @@ def _augment(
     return out_texts, out_labels
 
 
+FeatureVectors = list[tuple[NDArray[np.intp], NDArray[np.float64]]]
+CALIBRATION_FOLDS = 2
+
+
+def _fitted_temperature(
+    texts: Sequence[str], labels: Sequence[str], normalizer: Normalizer, c: float, tokenizer: str
+) -> float:
+    """The temperature minimising the log-loss of out-of-fold predictions, each
+    example scored as written and without diacritics by a model that never saw it."""
+    from scipy.optimize import minimize_scalar
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = Counter(labels)
+    if min(counts.values()) < CALIBRATION_FOLDS or len(counts) < 2:
+        return 1.0  # too little data to hold any out: leave confidences as they are
+    scores: list[NDArray[np.float64]] = []
+    truth: list[int] = []
+    folds = StratifiedKFold(CALIBRATION_FOLDS, shuffle=True, random_state=0)
+    for train_index, held_index in folds.split(list(texts), list(labels)):
+        model = IntentClassifier._fit(
+            [texts[i] for i in train_index],
+            [labels[i] for i in train_index],
+            normalizer,
+            c,
+            tokenizer,
+        )
+        position = {name: i for i, name in enumerate(model.classes)}
+        for i in held_index:
+            if labels[i] not in position:
+                continue
+            normal = normalizer.features(texts[i])
+            for variant in {normal, strip_diacritics(normal)}:
+                scores.append(model.scores_of_features(variant))
+                truth.append(position[labels[i]])
+    if not scores:
+        return 1.0
+
+    def log_loss(log_t: float) -> float:
+        t = math.exp(log_t)
+        return -sum(
+            float(np.log(_softmax(s / t)[k] + 1e-12)) for s, k in zip(scores, truth, strict=True)
+        )
+
+    best = minimize_scalar(log_loss, bounds=(math.log(0.05), math.log(5.0)), method="bounded")
+    return round(math.exp(float(best.x)), 4)
+
+
 def _softmax(scores: NDArray[np.float64]) -> NDArray[np.float64]:
     shifted = scores - scores.max()
     exp = np.exp(shifted)
@@ -51,22 +101,26 @@ def _softmax(scores: NDArray[np.float64]) -> NDArray[np.float64]:
     return result
 
 
-def _fit_spaces(texts: list[str]) -> tuple[dict[str, TfidfSpace], Any]:
+def _fit_spaces(texts: list[str], tokenizer_name: str) -> tuple[dict[str, TfidfSpace], Any]:
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     spaces: dict[str, TfidfSpace] = {}
     blocks = []
     for name, (analyzer, low, high) in SPACES.items():
+        space = TfidfSpace(analyzer, low, high, {}, np.empty(0), tokenizer_name)
+        own_tokens = analyzer == "word" and tokenizer_name != RegexTokenizer.name
         vectorizer = TfidfVectorizer(
             analyzer=analyzer,
             ngram_range=(low, high),
-            token_pattern=WORD_PATTERN if analyzer == "word" else None,
+            token_pattern=WORD_PATTERN if analyzer == "word" and not own_tokens else None,
+            tokenizer=space.words if own_tokens else None,
             sublinear_tf=True,
         )
         blocks.append(vectorizer.fit_transform(texts))
-        vocabulary = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
-        spaces[name] = TfidfSpace(analyzer, low, high, vocabulary, np.asarray(vectorizer.idf_))
+        space.vocabulary = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
+        space.idf = np.asarray(vectorizer.idf_)
+        spaces[name] = space
     return spaces, sp.hstack(blocks).tocsr()
 
 
@@ -77,6 +131,7 @@ class IntentClassifier:
     intercept: NDArray[np.float64]
     classes: list[str]
     normalizer: Normalizer
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         self._offsets: list[int] = []
@@ -84,6 +139,9 @@ class IntentClassifier:
         for space in self.spaces.values():
             self._offsets.append(offset)
             offset += len(space.idf)
+        # One row per feature: gathering a message's few features reads whole rows.
+        self._weights_by_feature = np.ascontiguousarray(self.coef.T)
+        self.coef = self._weights_by_feature.T  # a view: the weights are held once
 
     @classmethod
     def train(
@@ -93,14 +151,33 @@ class IntentClassifier:
         *,
         normalizer: Normalizer | None = None,
         c: float = REGULARISATION_C,
+        tokenizer: str = RegexTokenizer.name,
+        calibrate: bool = True,
     ) -> IntentClassifier:
-        from sklearn.linear_model import LogisticRegression
-
+        """Fit on every example plus a copy without diacritics; with ``calibrate``, also
+        fit the softmax temperature on out-of-fold scores so confidences mean what they
+        say (a linear model on sparse text features is otherwise under-confident)."""
         if len(set(labels)) < 2:
             raise ValueError("training needs examples of at least two intents")
         normalizer = normalizer or Normalizer()
+        classifier = cls._fit(texts, labels, normalizer, c, tokenizer)
+        if calibrate:
+            classifier.temperature = _fitted_temperature(texts, labels, normalizer, c, tokenizer)
+        return classifier
+
+    @classmethod
+    def _fit(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        normalizer: Normalizer,
+        c: float,
+        tokenizer: str,
+    ) -> IntentClassifier:
+        from sklearn.linear_model import LogisticRegression
+
         aug_texts, aug_labels = _augment(texts, labels, normalizer)
-        spaces, matrix = _fit_spaces(aug_texts)
+        spaces, matrix = _fit_spaces(aug_texts, tokenizer)
         model = LogisticRegression(C=c, max_iter=3000)
         model.fit(matrix, aug_labels)
         coef = np.asarray(model.coef_, dtype=np.float64)
@@ -111,22 +188,40 @@ class IntentClassifier:
         classes = [str(name) for name in model.classes_]
         return cls(spaces, coef, intercept, classes, normalizer)
 
-    def scores_of_features(self, normal: str) -> NDArray[np.float64]:
-        """Scores of a text already in its ``Normalizer.features`` form."""
-        total = self.intercept.copy()
+    @property
+    def feature_count(self) -> int:
+        return int(self._weights_by_feature.shape[0])
+
+    def vectors(self, normal: str) -> FeatureVectors:
+        """The TF-IDF vectors of a text in ``Normalizer.features`` form, one per space,
+        with indices into the joined feature space."""
+        out: FeatureVectors = []
         for offset, space in zip(self._offsets, self.spaces.values(), strict=True):
             indices, values = space.vector(normal)
+            out.append((indices + offset, values))
+        return out
+
+    def scores_of_vectors(self, vectors: FeatureVectors) -> NDArray[np.float64]:
+        total = self.intercept.copy()
+        for indices, values in vectors:
             if len(indices):
-                total += self.coef[:, indices + offset] @ values
+                total += values @ self._weights_by_feature[indices]
         return total
+
+    def scores_of_features(self, normal: str) -> NDArray[np.float64]:
+        """Scores of a text already in its ``Normalizer.features`` form."""
+        return self.scores_of_vectors(self.vectors(normal))
+
+    def rank_vectors(self, vectors: FeatureVectors, top: int = 10) -> list[tuple[str, float]]:
+        probabilities = _softmax(self.scores_of_vectors(vectors) / self.temperature)
+        order = np.argsort(-probabilities)[:top]
+        return [(self.classes[i], float(probabilities[i])) for i in order]
 
     def known_words(self, text: str) -> int:
         return self.spaces["word"].known_words(self.normalizer.features(text))
 
     def rank_features(self, normal: str, top: int = 10) -> list[tuple[str, float]]:
-        probabilities = _softmax(self.scores_of_features(normal))
-        order = np.argsort(-probabilities)[:top]
-        return [(self.classes[i], float(probabilities[i])) for i in order]
+        return self.rank_vectors(self.vectors(normal), top)
 
     def rank(self, text: str, top: int = 10) -> list[tuple[str, float]]:
         return self.rank_features(self.normalizer.features(text), top)
@@ -139,6 +234,8 @@ class IntentClassifier:
         meta: dict[str, Any] = {
             "feature_version": FEATURE_VERSION,
             "classes": self.classes,
+            "tokenizer": self.spaces["word"].tokenizer_name,
+            "temperature": self.temperature,
             "abbreviations": self.normalizer.abbreviations,
             "vocabularies": {},
             **extra_meta,
@@ -160,7 +257,12 @@ class IntentClassifier:
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
             spaces = {
                 name: TfidfSpace(
-                    analyzer, low, high, meta["vocabularies"][name], arrays[f"idf_{name}"]
+                    analyzer,
+                    low,
+                    high,
+                    meta["vocabularies"][name],
+                    arrays[f"idf_{name}"],
+                    meta.get("tokenizer", RegexTokenizer.name),
                 )
                 for name, (analyzer, low, high) in SPACES.items()
             }
@@ -170,5 +272,6 @@ class IntentClassifier:
                 arrays["intercept"],
                 list(meta["classes"]),
                 Normalizer(meta.get("abbreviations", {})),
+                float(meta.get("temperature", 1.0)),
             )
         return classifier, meta

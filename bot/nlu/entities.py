@@ -16,15 +16,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.domain import Entity
-from bot.nlu.normalize import strip_diacritics
+from bot.nlu.normalize import TABLE_LIMIT, strip_diacritics
 
 
 def fold_char(ch: str) -> str:
     return strip_diacritics(ch).lower()
 
 
+class _FoldTable(dict[int, str]):
+    """A ``str.translate`` table that folds each character once, on first sight."""
+
+    def __missing__(self, codepoint: int) -> str:
+        folded = fold_char(chr(codepoint))
+        if len(self) < TABLE_LIMIT:  # bounded: odd input must not grow it for ever
+            self[codepoint] = folded
+        return folded
+
+
+_FOLD_TABLE = _FoldTable()
+
+
 def fold_with_offsets(text: str) -> tuple[str, list[int]]:
     """Lower case without diacritics, and for each folded character its original index."""
+    quick = text.translate(_FOLD_TABLE)
+    if len(quick) == len(text) and all(len(_FOLD_TABLE[ord(ch)]) == 1 for ch in set(text)):
+        return quick, list(range(len(text)))
     folded: list[str] = []
     origin: list[int] = []
     for index, ch in enumerate(text):

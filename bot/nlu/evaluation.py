@@ -27,12 +27,16 @@ class IntentReport:
     macro_f1: float
     per_intent: dict[str, dict[str, float]]
     confusions: list[tuple[str, str, int]]
+    calibration_error: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "examples": self.examples,
             "accuracy": round(self.accuracy, 4),
             "macro_f1": round(self.macro_f1, 4),
+            "calibration_error": (
+                None if self.calibration_error is None else round(self.calibration_error, 4)
+            ),
             "per_intent": self.per_intent,
             "confusions": [
                 {"expected": e, "predicted": p, "count": n} for e, p, n in self.confusions
@@ -40,7 +44,31 @@ class IntentReport:
         }
 
 
-def intent_report(expected: Sequence[str], predicted: Sequence[str], top: int = 15) -> IntentReport:
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> float:
+    """How far the top confidence is from the accuracy it claims (ECE, equal-width bins):
+    0 means that, of the answers given with 80 % confidence, 80 % were right."""
+    total = len(confidences)
+    if total == 0:
+        return 0.0
+    error = 0.0
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        members = [i for i, c in enumerate(confidences) if low < c <= high or (b == 0 and c == 0.0)]
+        if members:
+            mean_confidence = sum(confidences[i] for i in members) / len(members)
+            accuracy = sum(correct[i] for i in members) / len(members)
+            error += len(members) / total * abs(mean_confidence - accuracy)
+    return error
+
+
+def intent_report(
+    expected: Sequence[str],
+    predicted: Sequence[str],
+    top: int = 15,
+    confidences: Sequence[float] | None = None,
+) -> IntentReport:
     labels = sorted(set(expected) | set(predicted))
     precision, recall, f1, support = precision_recall_fscore_support(
         expected, predicted, labels=labels, zero_division=0
@@ -64,16 +92,29 @@ def intent_report(expected: Sequence[str], predicted: Sequence[str], top: int = 
         macro_f1=sum(supported) / max(len(supported), 1),
         per_intent=per_intent,
         confusions=[(e, p, n) for (e, p), n in confusions.most_common(top)],
+        calibration_error=(
+            None
+            if confidences is None
+            else expected_calibration_error(
+                confidences, [e == p for e, p in zip(expected, predicted, strict=True)]
+            )
+        ),
     )
 
 
-def evaluate_intents(predict: Callable[[str], str], test: NluData) -> dict[str, IntentReport]:
-    """Reports on the test text as written and with diacritics stripped."""
+def evaluate_intents(
+    predict: Callable[[str], tuple[str, float]], test: NluData
+) -> dict[str, IntentReport]:
+    """Reports on the test text as written and with diacritics stripped; ``predict``
+    gives the top intent and its confidence."""
     expected = [example.full_intent for example in test.examples]
-    return {
-        variant: intent_report(expected, [predict(transform(e.text)) for e in test.examples])
-        for variant, transform in (("as_written", str), ("no_diacritics", strip_diacritics))
-    }
+    reports = {}
+    for variant, transform in (("as_written", str), ("no_diacritics", strip_diacritics)):
+        predictions = [predict(transform(e.text)) for e in test.examples]
+        reports[variant] = intent_report(
+            expected, [name for name, _ in predictions], confidences=[c for _, c in predictions]
+        )
+    return reports
 
 
 @dataclass(frozen=True)

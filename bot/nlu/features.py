@@ -9,13 +9,14 @@ millisecond.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from bot.nlu.tokenizer import RegexTokenizer, feature_words, get_tokenizer
 
 WORD_PATTERN = r"(?u)\b\w+\b"
 _WHITE_SPACES = re.compile(r"\s\s+")
@@ -38,8 +39,7 @@ def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
     return grams
 
 
-def word_ngrams(text: str, low: int, high: int, pattern: re.Pattern[str]) -> list[str]:
-    tokens = pattern.findall(text.lower())
+def word_ngrams(tokens: list[str], low: int, high: int) -> list[str]:
     grams: list[str] = list(tokens) if low == 1 else []
     for n in range(max(low, 2), min(high, len(tokens)) + 1):
         grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
@@ -53,29 +53,37 @@ class TfidfSpace:
     high: int
     vocabulary: dict[str, int]
     idf: NDArray[np.float64]
+    tokenizer_name: str = RegexTokenizer.name
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(WORD_PATTERN)
+        self._tokenizer = get_tokenizer(self.tokenizer_name)
+
+    def words(self, text: str) -> list[str]:
+        if self.tokenizer_name == RegexTokenizer.name:  # scikit-learn's own token pattern
+            return list(self._pattern.findall(text.lower()))
+        return feature_words(self._tokenizer, text)
 
     def grams(self, text: str) -> list[str]:
         if self.analyzer == "char_wb":
             return char_wb_ngrams(text, self.low, self.high)
-        return word_ngrams(text, self.low, self.high, self._pattern)
+        return word_ngrams(self.words(text), self.low, self.high)
 
     def known_words(self, text: str) -> int:
         """How many of the text's words the vocabulary knows (word spaces only)."""
-        return sum(1 for token in self._pattern.findall(text.lower()) if token in self.vocabulary)
+        return sum(1 for token in self.words(text) if token in self.vocabulary)
 
     def vector(self, text: str) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-        counts = Counter(
-            i for gram in self.grams(text) if (i := self.vocabulary.get(gram)) is not None
-        )
-        if not counts:
+        vocabulary = self.vocabulary
+        known = [
+            (i, c)
+            for g, c in Counter(self.grams(text)).items()
+            if (i := vocabulary.get(g)) is not None
+        ]
+        if not known:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float64)
-        indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-        tf = np.fromiter(
-            (1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts)
-        )
-        values = tf * self.idf[indices]
+        indices = np.fromiter((i for i, _ in known), dtype=np.intp, count=len(known))
+        counts = np.fromiter((c for _, c in known), dtype=np.float64, count=len(known))
+        values = (1.0 + np.log(counts)) * self.idf[indices]
         norm = float(np.sqrt(values @ values))
         return indices, values / norm if norm else values

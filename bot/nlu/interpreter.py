@@ -14,7 +14,8 @@ import re
 from typing import Any, Protocol
 
 from bot.domain import Entity, IntentScore, ParseResult, RiskCue
-from bot.nlu.classifier import IntentClassifier
+from bot.nlu.classifier import FeatureVectors, IntentClassifier
+from bot.nlu.cue_model import CueModel
 from bot.nlu.cues import CueDetector
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.normalize import clean_text
@@ -66,12 +67,14 @@ class ClassifierInterpreter:
         meta: dict[str, Any],
         entities: EntityExtractor | None = None,
         cues: CueDetector | None = None,
+        cue_model: CueModel | None = None,
     ) -> None:
         self.classifier = classifier
         self.threshold = threshold
         self.meta = meta
         self.entities = entities
         self.cues = cues
+        self.cue_model = cue_model
         self._known_intents = set(classifier.classes) | {FALLBACK_INTENT}
 
     @property
@@ -89,9 +92,10 @@ class ClassifierInterpreter:
             return payload
         head = text[:MAX_FEATURE_CHARS]
         normal = self.classifier.normalizer.features(head)
+        vectors = self.classifier.vectors(normal)
         ranking = tuple(
             IntentScore(name, confidence)
-            for name, confidence in self.classifier.rank_features(normal)
+            for name, confidence in self.classifier.rank_vectors(vectors)
         )
         top = ranking[0]
         known = self.classifier.spaces["word"].known_words(normal)
@@ -104,13 +108,21 @@ class ClassifierInterpreter:
             intent=intent,
             intent_ranking=ranking,
             entities=entities,
-            risk_cues=self._cues(normal, entities),
+            risk_cues=self._cues(normal, vectors, entities),
         )
 
-    def _cues(self, normal: str, entities: tuple[Entity, ...]) -> tuple[RiskCue, ...]:
+    def _cues(
+        self, normal: str, vectors: FeatureVectors, entities: tuple[Entity, ...]
+    ) -> tuple[RiskCue, ...]:
+        """Rules, the learned model and a stated age under 18, each cue once (the rule's
+        confidence when both halves find it). A learned cue defers to the rule's
+        exclusions, so "nếu bị giữ hộ chiếu thì..." stays a question, not a cue."""
         folded = self.classifier.normalizer.fold_features(normal)
-        found = list(self.cues.detect_folded(folded)) if self.cues else []
+        found = {cue.cue: cue for cue in self.cues.detect_folded(folded)} if self.cues else {}
+        learned = self.cue_model.detect(vectors) if self.cue_model else ()
+        if self.cues:
+            learned = tuple(c for c in learned if not self.cues.excluded(c.cue, folded))
         minor = _minor_from_age(entities)
-        if minor is not None and all(cue.cue != "minor" for cue in found):
-            found.append(minor)
-        return tuple(found)
+        for cue in (*learned, *((minor,) if minor else ())):
+            found.setdefault(cue.cue, cue)
+        return tuple(found.values())

@@ -13,6 +13,7 @@ wrote.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -28,15 +29,44 @@ _WORD = re.compile(r"\w+")
 _SPACES = re.compile(r"\s+")
 _CONTROL_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
 _SYMBOL_CATEGORIES = {"So", "Sk", "Sm"}
+TABLE_LIMIT = 20_000  # characters remembered by each translation table
+
+
+class _CleanTable(dict[int, str]):
+    """``str.translate`` table: line breaks and tabs to spaces, control characters and
+    unpaired surrogates dropped, everything else kept. Filled on first sight."""
+
+    def __missing__(self, codepoint: int) -> str:
+        ch = chr(codepoint)
+        if ch in "\t\n\r":
+            out = " "
+        elif unicodedata.category(ch) in _CONTROL_CATEGORIES:
+            out = ""
+        else:
+            out = ch
+        if len(self) < TABLE_LIMIT:  # bounded: odd input must not grow it for ever
+            self[codepoint] = out
+        return out
+
+
+class _SymbolTable(dict[int, str]):
+    """``str.translate`` table turning symbols (emoji, arrows, maths) into spaces."""
+
+    def __missing__(self, codepoint: int) -> str:
+        ch = chr(codepoint)
+        out = " " if unicodedata.category(ch) in _SYMBOL_CATEGORIES else ch
+        if len(self) < TABLE_LIMIT:  # bounded: odd input must not grow it for ever
+            self[codepoint] = out
+        return out
+
+
+_CLEAN_TABLE = _CleanTable()
+_SYMBOL_TABLE = _SymbolTable()
 
 
 def clean_text(text: str) -> str:
     """Drop control characters and unpaired surrogates; keep everything a person sees."""
-    return "".join(
-        " " if ch in "\t\n\r" else ch
-        for ch in text
-        if ch in "\t\n\r" or unicodedata.category(ch) not in _CONTROL_CATEGORIES
-    )
+    return text.translate(_CLEAN_TABLE)
 
 
 def strip_diacritics(text: str) -> str:
@@ -47,16 +77,26 @@ def strip_diacritics(text: str) -> str:
 
 
 def _drop_symbols(text: str) -> str:
-    return "".join(" " if unicodedata.category(ch) in _SYMBOL_CATEGORIES else ch for ch in text)
+    return text.translate(_SYMBOL_TABLE)
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+@functools.lru_cache(maxsize=TABLE_LIMIT)
+def _normal_token(token: str) -> str:
+    from underthesea.pipeline.text_normalize import token_normalize
+
+    try:
+        return str(token_normalize(token))
+    except Exception:  # underthesea is a helper here, never a reason to fail a parse
+        return token
 
 
 def _place_tone_marks(text: str) -> str:
-    from underthesea import text_normalize
-
-    try:
-        return str(text_normalize(text))
-    except Exception:  # underthesea is a helper here, never a reason to fail a parse
-        return text
+    """underthesea's ``text_normalize`` (its per-token tone-mark and character
+    normalisation, with words and punctuation split apart), each token looked up once."""
+    return " ".join(_normal_token(token) for token in _TOKEN.findall(text))
 
 
 def load_abbreviations(path: Path) -> dict[str, str]:

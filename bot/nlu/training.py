@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.nlu.classifier import FEATURE_VERSION, IntentClassifier
-from bot.nlu.cues import CueDetector
+from bot.nlu.cue_model import CUE_EXAMPLES_FILE, CueModel, read_cue_training, train_cue_model
+from bot.nlu.cues import CUE_NAMES, CueDetector
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.interpreter import ClassifierInterpreter
 from bot.nlu.normalize import Normalizer, load_abbreviations
@@ -101,11 +102,14 @@ def train(data_dir: Path, model_dir: Path) -> TrainSummary:
     data_hash = training_data_hash(data_dir)
     data = read_nlu_dir(data_dir)
     classifier = train_classifier(data, load_normalizer(data_dir))
+    cue_model = _train_cue_model(classifier, data_dir)
     staging = model_dir / f".staging-{data_hash}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     classifier.save(
         staging,
         {
+            "cue_model": cue_model.save(staging) if cue_model else None,
             "data_hash": data_hash,
             "trained_at": datetime.now(UTC).isoformat(),
             "examples": len(data.examples),
@@ -120,6 +124,13 @@ def train(data_dir: Path, model_dir: Path) -> TrainSummary:
     return TrainSummary(
         final, data_hash, len(data.examples), len(classifier.classes), time.perf_counter() - started
     )
+
+
+def _train_cue_model(classifier: IntentClassifier, data_dir: Path) -> CueModel | None:
+    path = data_dir / CUE_EXAMPLES_FILE
+    if not path.exists():
+        return None
+    return train_cue_model(classifier, read_cue_training(path, CUE_NAMES), CUE_NAMES)
 
 
 def ensure_model(data_dir: Path, model_dir: Path) -> TrainSummary | None:
@@ -160,4 +171,7 @@ def load_interpreter(
         if cue_rules is not None and cue_rules.exists()
         else None
     )
-    return ClassifierInterpreter(classifier, threshold, meta, entity_extractor(meta), cues)
+    cue_model = CueModel.load(path, meta.get("cue_model"))
+    return ClassifierInterpreter(
+        classifier, threshold, meta, entity_extractor(meta), cues, cue_model
+    )

@@ -12,7 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from bot.nlu.anchors import required_literals
-from bot.nlu.cues import CueDetector
+from bot.nlu.cues import CueDetector, _trie_pattern
 from bot.nlu.training import load_normalizer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -59,7 +59,7 @@ def test_detection_is_unchanged_on_every_labelled_message() -> None:
         e["text"]
         for path in (
             DATA / "test" / "risk_cues_test.yml",
-            REPO / "tests/bot/nlu/data/risk_cues_dev.yml",
+            DATA / "risk_cue_examples.yml",
         )
         for e in yaml.safe_load(path.read_text(encoding="utf-8"))["examples"]
     ]
@@ -75,3 +75,20 @@ def _matches_without_anchors(rule: object, folded: str) -> bool:
     if not any(p.search(folded) for _, p in patterns):
         return False
     return exclude is None or not exclude.search(folded)
+
+
+ANCHOR_WORDS = sorted({w for p in all_rule_patterns() for w in re.findall(r"[a-z]+", p)})[:300]
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(
+    words=st.sets(st.sampled_from(ANCHOR_WORDS), min_size=1, max_size=40),
+    text=st.lists(st.sampled_from(ANCHOR_WORDS), max_size=12).map(" ".join),
+)
+def test_trie_scan_finds_exactly_the_words_present(words: set[str], text: str) -> None:
+    scan = re.compile(f"(?=({_trie_pattern(words)}))")
+    longest_at_each_place = {m.group(1) for m in scan.finditer(text)}
+    # every word present is a prefix of the longest word found where it starts
+    found = {w for w in words if any(hit.startswith(w) for hit in longest_at_each_place)}
+    assert {w for w in words if w in text} <= found
+    assert found <= {w for w in words if w in text}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.nlu.evaluation import intent_report
+from bot.nlu.evaluation import evaluate_intents, expected_calibration_error, intent_report
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED_CASES = REPO.parent / "shared" / "rasa_format" / "cases"
@@ -36,7 +36,8 @@ def test_intent_report_figures() -> None:
     assert report.confusions == [("a", "b", 1)]
 
 
-def test_evaluate_works_on_another_projects_rasa_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tokenizer", ["regex", "underthesea"])
+def test_evaluate_works_on_another_projects_rasa_data(tmp_path: Path, tokenizer: str) -> None:
     moodbot = SHARED_CASES / "moodbot_nlu.yml"
     if not moodbot.exists():
         pytest.skip(f"Rasa's moodbot data is not at {moodbot}")
@@ -52,11 +53,14 @@ def test_evaluate_works_on_another_projects_rasa_data(tmp_path: Path) -> None:
         "--test",
         str(tmp_path / "test"),
         "--json",
+        "--tokenizer",
+        tokenizer,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert set(report) == {"as_written", "no_diacritics"}
     assert report["as_written"]["accuracy"] >= 0.9  # its own training data
+    assert 0 <= report["as_written"]["calibration_error"] <= 1
     assert {"greet", "goodbye", "mood_great"} <= set(report["as_written"]["per_intent"])
 
 
@@ -69,3 +73,20 @@ def test_training_on_a_malformed_file_names_the_file_and_line(tmp_path: Path) ->
     assert done.returncode == 2
     assert "bad.yml:6" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
+    assert expected_calibration_error([0.75] * 4, [True, True, True, False]) == pytest.approx(0)
+    assert expected_calibration_error([1.0, 1.0], [False, False]) == pytest.approx(1.0)
+    assert expected_calibration_error([], []) == 0.0
+
+
+def test_calibrated_confidences_on_the_held_out_set(model_dir: Path) -> None:
+    from bot.nlu.rasa_yaml import read_nlu_dir
+    from bot.nlu.training import load_interpreter
+
+    interpreter = load_interpreter(model_dir, 0.25)
+    assert interpreter.classifier.temperature < 1.0  # the raw model is under-confident
+    test = read_nlu_dir(REPO / "data" / "nlu" / "test", exclude=())
+    report = evaluate_intents(lambda t: interpreter.classifier.rank(t, 1)[0], test)
+    assert (report["as_written"].calibration_error or 1.0) < 0.08
