@@ -25,7 +25,9 @@ from bot.channels.rest import handler as rest_channel
 from bot.channels.terminal.chat import run_terminal_chat
 from bot.channels.webchat import handler as webchat_channel
 from bot.config import Settings
-from bot.engine.actions import InProcessActionRunner
+from bot.content.faq import faq_metadata, faq_responses
+from bot.domain import FaqEntry
+from bot.engine.actions import InProcessActionRunner, RemoteActionRunner
 from bot.engine.outbox import OutboxDispatcher, Sender
 from bot.engine.policy import Policy
 from bot.engine.responses import ResponseCatalog
@@ -87,9 +89,17 @@ async def check_schema_is_current(database: Any) -> None:
         )
 
 
-def build_policy(settings: Settings) -> Policy:
-    catalog = ResponseCatalog.from_file(settings.responses_file)
-    return Policy(catalog, InProcessActionRunner(domain={"responses": catalog.as_rasa_domain()}))
+def build_policy(settings: Settings, faq: list[FaqEntry]) -> Policy:
+    """The policy over the fixed responses and the published FAQ answers; actions run
+    in process, or on the Rasa action server at ``action_endpoint``."""
+    catalog = ResponseCatalog.from_file(settings.responses_file).with_extra(
+        faq_responses(faq), faq_metadata(faq)
+    )
+    domain = {"responses": catalog.as_rasa_domain()}
+    local = InProcessActionRunner(domain=domain)
+    if not settings.action_endpoint:
+        return Policy(catalog, local)
+    return Policy(catalog, RemoteActionRunner(settings.action_endpoint, domain, local.names))
 
 
 async def open_services(settings: Settings, senders: dict[str, Sender] | None = None) -> Services:
@@ -112,7 +122,7 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
     turns = TurnEngine(
         store,
         models.get,
-        build_policy(settings),
+        build_policy(settings, await store.get_faq_entries()),
         max_message_chars=settings.max_message_chars,
         on_outbox=dispatcher.wake,
         fault_delay_seconds=settings.fault_turn_delay_ms / 1000,

@@ -12,15 +12,18 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bot.config import Settings, load_settings
 from bot.domain import StaffRole
 from bot.errors import BadInput, ConfigError, DataFormatError, DonghanhError
 from bot.logs import configure_logging
 from bot.nlu.tokenizer import TOKENIZERS
+
+T = TypeVar("T")
 
 PASSWORD_ENV = "DONGHANH_NEW_PASSWORD"  # noqa: S105 (a variable name, not a password)
 
@@ -95,9 +98,21 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 async def _ensure_first_admin(settings: Settings) -> str | None:
+    from bot.storage.passwords import generate_password
+
+    async def count(store: Any) -> int:
+        return int(await store.count_staff_users())
+
+    if await _open_store_and(settings, count):
+        return None
+    password = generate_password()
+    await _create_user(settings, "admin", StaffRole.ADMIN.value, password)
+    return password
+
+
+async def _open_store_and(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     from bot.storage.crypto import Vault
     from bot.storage.db import create_engine, session_factory
-    from bot.storage.passwords import generate_password
     from bot.storage.repository import Store
 
     database = create_engine(settings.database_url)
@@ -105,13 +120,65 @@ async def _ensure_first_admin(settings: Settings) -> str | None:
         store = Store(
             session_factory(database), Vault(settings.encryption_keys), settings.pseudonym_secret
         )
-        if await store.count_staff_users():
-            return None
+        return await work(store)
     finally:
         await database.dispose()
-    password = generate_password()
-    await _create_user(settings, "admin", StaffRole.ADMIN.value, password)
-    return password
+
+
+# -- content ----------------------------------------------------------------------------
+
+
+def _faq_dir(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.faq_dir) if getattr(args, "faq_dir", None) else settings.faq_dir
+
+
+def _content_problems(settings: Settings, faq_dir: Path) -> list[Any]:
+    from bot.content.check import check_content
+
+    return check_content(faq_dir, settings.nlu_data_dir, settings.responses_file)
+
+
+def _report_problems(problems: list[Any]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(problems)} lỗi nội dung.", file=sys.stderr)
+
+
+def cmd_content_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    problems = _content_problems(settings, _faq_dir(args, settings))
+    if problems:
+        _report_problems(problems)
+        return 1
+    print("Nội dung hợp lệ.")
+    return 0
+
+
+async def _load_faq(settings: Settings, faq_dir: Path, *, only_if_empty: bool) -> int | None:
+    from bot.content.faq import read_faq_dir, to_entry
+
+    entries = [to_entry(faq) for faq in read_faq_dir(faq_dir)]
+
+    async def load(store: Any) -> int | None:
+        if only_if_empty and await store.count_faq_entries():
+            return None
+        written: int = await store.do_load_faq(entries, replace=True)
+        return written
+
+    return await _open_store_and(settings, load)
+
+
+def cmd_content_load(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    faq_dir = _faq_dir(args, settings)
+    problems = _content_problems(settings, faq_dir)
+    if problems:
+        _report_problems(problems)
+        print("Chưa nạp gì: hãy sửa các lỗi trên.", file=sys.stderr)
+        return 1
+    written = asyncio.run(_load_faq(settings, faq_dir, only_if_empty=False))
+    print(f"Đã nạp {written} chủ đề FAQ. Khởi động lại dịch vụ để dùng nội dung mới.")
+    return 0
 
 
 # -- nlu ------------------------------------------------------------------------------
@@ -209,9 +276,16 @@ def cmd_setup(args: argparse.Namespace) -> int:
     settings = _settings(args, create_secrets=True)
     upgrade_database(settings.database_url)
     password = asyncio.run(_ensure_first_admin(settings))
+    problems = _content_problems(settings, settings.faq_dir)
+    if problems:
+        _report_problems(problems)
+        return 1
+    loaded = asyncio.run(_load_faq(settings, settings.faq_dir, only_if_empty=True))
     summary = ensure_model(settings.nlu_data_dir, settings.model_dir)
     print(f"Thư mục phiên bản: {settings.instance_dir}")
     print("Mô hình NLU: " + ("đã huấn luyện lại." if summary else "đã cập nhật."))
+    if loaded is not None:
+        print(f"Nội dung FAQ: đã nạp {loaded} chủ đề.")
     if password:
         print("Tài khoản quản trị đầu tiên (chỉ hiện MỘT lần, hãy lưu lại):")
         print(f"  tên đăng nhập: admin\n  mật khẩu: {password}")
@@ -301,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--username", required=True)
     create.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
     create.set_defaults(func=cmd_users_create)
+
+    content = commands.add_parser("content", help="FAQ answers and the services directory")
+    content_commands = content.add_subparsers(dest="content_command", required=True)
+    check = content_commands.add_parser("check", help="lint FAQ answers and the directory")
+    check.add_argument("--faq-dir", help="folder of FAQ files (default: data/faq)")
+    check.set_defaults(func=cmd_content_check)
+    load = content_commands.add_parser(
+        "load", help="check, then load FAQ answers into the database"
+    )
+    load.add_argument("--faq-dir", help="folder of FAQ files (default: data/faq)")
+    load.set_defaults(func=cmd_content_load)
 
     nlu = commands.add_parser("nlu", help="language understanding").add_subparsers(
         dest="nlu_command", required=True

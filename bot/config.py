@@ -45,6 +45,7 @@ class Settings:
     outbox_retry_base_seconds: float = 1.0
     recovery_interval_seconds: float = 5.0
     fault_turn_delay_ms: int = 0
+    action_endpoint: str = ""  # a Rasa action server's /webhook; empty: run actions in process
 
     @property
     def model_dir(self) -> Path:
@@ -57,6 +58,10 @@ class Settings:
     @property
     def cue_rules_file(self) -> Path:
         return self.nlu_data_dir / "risk_cues.yml"
+
+    @property
+    def faq_dir(self) -> Path:
+        return self.data_dir / "faq"
 
     @property
     def responses_file(self) -> Path:

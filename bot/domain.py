@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -180,3 +180,16 @@ def _entity_dict(entity: Entity) -> dict[str, Any]:
         if getattr(entity, key) is not None:
             data[key] = getattr(entity, key)
     return data
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """One FAQ topic's answer, as admins keep it: ``key`` is the ``faq/<key>`` intent."""
+
+    key: str
+    title: str
+    answer: str
+    sources: tuple[str, ...]
+    reviewed: date
+    more: str | None = None
+    buttons: tuple[Button, ...] = ()

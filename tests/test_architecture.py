@@ -23,6 +23,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "bot/engine": ("sanic", "bot.channels", "bot.web"),
     "bot/channels": ("bot.web", "bot.app"),
     "bot/web": ("bot.channels", "bot.app"),
+    "bot/content": (
+        "bot.engine",
+        "bot.storage",
+        "bot.channels",
+        "bot.web",
+        "bot.app",
+        "sanic",
+        "sqlalchemy",
+    ),
+    # used by actions, possibly inside a separate action server: stands alone
+    "services_directory": ("bot", "sanic", "sqlalchemy", "rasa_sdk", "actions"),
     "actions": (
         "bot.nlu",
         "bot.engine",

@@ -1,8 +1,9 @@
-"""Runs custom actions through rasa-sdk's own ``ActionExecutor``, in process.
+"""Runs custom actions: in process through rasa-sdk's own ``ActionExecutor``, or on a
+standard Rasa action server (``python -m rasa_sdk --actions actions``) over HTTP.
 
-The engine builds the same request a Rasa server sends to an action server (``next_action``,
-``tracker``, ``domain``) and reads back ``events`` and ``responses``, so the actions in
-``actions/`` run unchanged under a standalone ``python -m rasa_sdk`` server too.
+Both get the request a Rasa server sends to an action server (``next_action``,
+``sender_id``, ``tracker``, ``domain``) and give back ``events`` and ``responses``, so
+the actions in ``actions/`` run unchanged either way.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from rasa_sdk.executor import ActionExecutor
+
+from bot.errors import Unavailable
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,16 @@ def tracker_state(
     }
 
 
+def action_request(name: str, tracker: dict[str, Any], domain: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "next_action": name,
+        "sender_id": tracker["sender_id"],
+        "tracker": tracker,
+        "domain": domain,
+        "version": "3.6.21",
+    }
+
+
 class InProcessActionRunner:
     def __init__(self, domain: dict[str, Any], packages: tuple[str, ...] = ("actions",)) -> None:
         self._executor = ActionExecutor()
@@ -50,14 +64,46 @@ class InProcessActionRunner:
         return set(self._executor.actions)
 
     async def run(self, name: str, tracker: dict[str, Any]) -> ActionResult:
-        result = await self._executor.run(
-            {
-                "next_action": name,
-                "sender_id": tracker["sender_id"],
-                "tracker": tracker,
-                "domain": self._domain,
-            }
-        )
+        result = await self._executor.run(action_request(name, tracker, self._domain))
         if result is None:
             return ActionResult()
         return ActionResult(responses=list(result.responses), events=list(result.events))
+
+
+class RemoteActionRunner:
+    """Actions on a Rasa action server. The action names are those of the same
+    ``actions`` package, which the server is expected to run."""
+
+    def __init__(
+        self,
+        url: str,
+        domain: dict[str, Any],
+        names: set[str],
+        *,
+        timeout_seconds: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._url = url
+        self._domain = domain
+        self._names = set(names)
+        self._client = httpx.AsyncClient(timeout=timeout_seconds, transport=transport)
+
+    @property
+    def names(self) -> set[str]:
+        return set(self._names)
+
+    async def run(self, name: str, tracker: dict[str, Any]) -> ActionResult:
+        try:
+            response = await self._client.post(
+                self._url, json=action_request(name, tracker, self._domain)
+            )
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise Unavailable(f"action server failed on {name}: {type(exc).__name__}") from exc
+        return ActionResult(
+            responses=list(body.get("responses") or []), events=list(body.get("events") or [])
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,7 +1,13 @@
-"""The catalogue of what the bot says, read from Rasa-domain-style ``responses.yml``."""
+"""The catalogue of what the bot says: fixed messages from Rasa-domain-style
+``responses.yml``, plus the FAQ answers admins keep (``utter_faq/<key>``).
+
+Responses may hold ``{placeholders}`` that an action fills (``{place}``); each response
+can carry metadata (an FAQ topic's title) that actions read from the domain.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +30,31 @@ def _parse_variant(path: Path, name: str, raw: Any) -> Reply:
     return Reply(text=raw["text"].strip(), buttons=buttons)
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(text: str, values: dict[str, Any]) -> str:
+    """Replace ``{name}`` with ``values[name]``; unknown placeholders stay as written."""
+    return _PLACEHOLDER.sub(
+        lambda m: str(values[m.group(1)]) if values.get(m.group(1)) is not None else m.group(0),
+        text,
+    )
+
+
 class ResponseCatalog:
-    def __init__(self, responses: dict[str, list[Reply]]) -> None:
+    def __init__(
+        self,
+        responses: dict[str, list[Reply]],
+        metadata: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self._responses = responses
+        self._metadata = metadata or {}
+
+    def with_extra(
+        self, responses: dict[str, list[Reply]], metadata: dict[str, dict[str, Any]]
+    ) -> ResponseCatalog:
+        """A catalogue with more responses (FAQ answers) added to these."""
+        return ResponseCatalog({**self._responses, **responses}, {**self._metadata, **metadata})
 
     @classmethod
     def from_file(cls, path: Path) -> ResponseCatalog:
@@ -68,6 +96,7 @@ class ResponseCatalog:
                         if r.buttons
                         else {}
                     ),
+                    **({"metadata": self._metadata[name]} if name in self._metadata else {}),
                 }
                 for r in variants
             ]

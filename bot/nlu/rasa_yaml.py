@@ -149,6 +149,11 @@ class NluData:
         return sorted({example.intent for example in self.examples})
 
     @property
+    def full_intents(self) -> list[str]:
+        """Every intent as the classifier predicts it (``faq/deposit``, ``greet``)."""
+        return sorted({example.full_intent for example in self.examples})
+
+    @property
     def retrieval_intents(self) -> list[str]:
         return sorted({ex.intent for ex in self.examples if ex.intent_response_key})
 

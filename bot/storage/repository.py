@@ -22,6 +22,7 @@ from bot.domain import (
     ConversationState,
     Delivery,
     Direction,
+    FaqEntry,
     InboundMessage,
     OutboxStatus,
     Reply,
@@ -32,6 +33,7 @@ from bot.storage.models import (
     Contact,
     Conversation,
     ConversationEvent,
+    FaqRecord,
     Message,
     OutboxItem,
     StaffUser,
@@ -488,3 +490,46 @@ class Store:
                 )
             )
             await session.commit()
+
+    # -- FAQ content -----------------------------------------------------------------
+
+    async def get_faq_entries(self) -> list[FaqEntry]:
+        async with self.sessions() as session:
+            records = (await session.scalars(select(FaqRecord).order_by(FaqRecord.key))).all()
+            return [_faq_from_record(record) for record in records]
+
+    async def count_faq_entries(self) -> int:
+        async with self.sessions() as session:
+            return int(await session.scalar(select(func.count(FaqRecord.key))) or 0)
+
+    async def do_load_faq(self, entries: Sequence[FaqEntry], *, replace: bool) -> int:
+        """Write entries by key in one transaction; with ``replace``, topics not in
+        ``entries`` are removed. Returns how many entries were written."""
+        async with self.sessions() as session:
+            existing = {r.key: r for r in (await session.scalars(select(FaqRecord))).all()}
+            for entry in entries:
+                record = existing.get(entry.key) or FaqRecord(key=entry.key)
+                record.title = entry.title
+                record.answer = entry.answer
+                record.more = entry.more
+                record.sources = list(entry.sources)
+                record.reviewed_on = entry.reviewed
+                record.buttons = _buttons_to_json(entry.buttons) or []
+                session.add(record)
+            if replace:
+                for key in set(existing) - {entry.key for entry in entries}:
+                    await session.delete(existing[key])
+            await session.commit()
+        return len(entries)
+
+
+def _faq_from_record(record: FaqRecord) -> FaqEntry:
+    return FaqEntry(
+        key=record.key,
+        title=record.title,
+        answer=record.answer,
+        more=record.more,
+        sources=tuple(record.sources),
+        reviewed=record.reviewed_on,
+        buttons=_buttons_from_json(record.buttons),
+    )

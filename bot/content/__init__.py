@@ -1,0 +1,1 @@
+"""What the bot says that admins keep: FAQ answers (files and their checks)."""
