@@ -2,8 +2,9 @@
 
 The answers themselves are responses (``utter_faq/<key>``, and ``utter_faq_more/<key>``
 for "Xem thêm"), kept by admins and rendered by the engine. Below the confidence the
-answer needs, the action does not guess: it offers the two most likely topics as
-buttons, titled from each response's ``metadata.title``.
+answer needs, or when the two likeliest topics are too close to tell apart (as Rasa's
+``ambiguity_threshold``), the action does not guess: it offers the two most likely
+topics as buttons, titled from each response's ``metadata.title``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,19 @@ CHOICES = 2
 def answer_confidence() -> float:
     """The confidence an answer needs (calibrated: 0.5 means right half the time)."""
     return float(os.environ.get("DONGHANH_FAQ_CONFIDENCE", "0.5"))
+
+
+def ambiguity_margin() -> float:
+    """How far ahead of the runner-up the top topic must be to be answered."""
+    return float(os.environ.get("DONGHANH_FAQ_AMBIGUITY", "0.1"))
+
+
+def is_clear(tracker: Tracker) -> bool:
+    """Confident enough, and clearly ahead of the next intent."""
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    confidence = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
+    runner_up = float(ranking[1].get("confidence") or 0.0) if len(ranking) > 1 else 0.0
+    return confidence >= answer_confidence() and confidence - runner_up >= ambiguity_margin()
 
 
 def topic_title(domain: dict[str, Any], key: str) -> str | None:
@@ -71,10 +85,7 @@ class ActionAnswerFaq(Action):
             and f"{MORE_PREFIX}{key}" in responses
         ):
             dispatcher.utter_message(response=f"{MORE_PREFIX}{key}")
-        elif (
-            f"{ANSWER_PREFIX}{key}" in responses
-            and float(intent.get("confidence") or 0.0) >= answer_confidence()
-        ):
+        elif f"{ANSWER_PREFIX}{key}" in responses and is_clear(tracker):
             dispatcher.utter_message(response=f"{ANSWER_PREFIX}{key}")
         else:
             self._offer_choices(dispatcher, tracker, domain)

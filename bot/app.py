@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.rest import handler as rest_channel
@@ -102,6 +103,24 @@ def build_policy(settings: Settings, faq: list[FaqEntry]) -> Policy:
     return Policy(catalog, RemoteActionRunner(settings.action_endpoint, domain, local.names))
 
 
+async def faq_for_service(settings: Settings, store: Store) -> list[FaqEntry]:
+    """The published FAQ; on a first run (none yet) the seed files are loaded first."""
+    entries = await store.get_faq_entries()
+    if entries or not settings.faq_dir.exists():
+        return entries
+    from bot.content.check import check_content, format_problems
+    from bot.content.faq import read_faq_dir, to_entry
+
+    problems = check_content(settings.faq_dir, settings.nlu_data_dir, settings.responses_file)
+    if problems:
+        raise ConfigError("the FAQ seed content fails its checks:\n" + format_problems(problems))
+    seed = [to_entry(faq) for faq in read_faq_dir(settings.faq_dir)]
+    with contextlib.suppress(IntegrityError):  # another worker loaded it first
+        await store.do_load_faq(seed, replace=False)
+    logger.info("faq seeded", extra={"event": "faq_seeded", "count": len(seed)})
+    return await store.get_faq_entries()
+
+
 async def open_services(settings: Settings, senders: dict[str, Sender] | None = None) -> Services:
     settings.require_secrets()
     database = create_engine(settings.database_url)
@@ -122,7 +141,7 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
     turns = TurnEngine(
         store,
         models.get,
-        build_policy(settings, await store.get_faq_entries()),
+        build_policy(settings, await faq_for_service(settings, store)),
         max_message_chars=settings.max_message_chars,
         on_outbox=dispatcher.wake,
         fault_delay_seconds=settings.fault_turn_delay_ms / 1000,

@@ -21,7 +21,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -137,9 +137,8 @@ class Directory:
         """The unit in force for a unit or former province name, however it is typed."""
         found = self._by_folded.get(fold(name))
         if found is None:
-            found = self._by_folded.get(
-                fold(re.sub(r"(?i)^(tỉnh|tinh|thành phố|thanh pho|tp)\s+", "", name.strip()))
-            )
+            bare = re.sub(r"(?i)^(tỉnh|tinh|thành phố|thanh pho|tp\.?)\s*", "", name.strip())
+            found = self._by_folded.get(fold(bare))
         return None if found is None else Place(found[0], found[1])
 
     def national(self, kinds: tuple[str, ...] = KIND_ORDER) -> list[Service]:
@@ -169,22 +168,24 @@ def _read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise DirectoryError(path, f"invalid YAML{where}: {exc}") from exc
+    except ValueError as exc:  # a value YAML cannot build, such as 2026-02-30
+        raise DirectoryError(path, f"invalid value: {exc}") from exc
     except OSError as exc:
         raise DirectoryError(path, f"cannot read: {exc}") from exc
 
 
 @cache
-def _schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((HERE / "schema.yml").read_text(encoding="utf-8"))
+def _schema(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return loaded
 
 
-def schema_problems(tree: Any) -> list[str]:
+def schema_problems(tree: Any, schema: Path = HERE / "schema.yml") -> list[str]:
     from pykwalify.core import Core
     from pykwalify.errors import SchemaError
 
     logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
-    core = Core(source_data=tree, schema_data=copy.deepcopy(_schema()))
+    core = Core(source_data=tree, schema_data=copy.deepcopy(_schema(schema)))
     try:
         core.validate(raise_exception=True)
     except SchemaError:
@@ -247,7 +248,8 @@ def check_directory(root: Path = HERE) -> list[tuple[Path, str]]:
         except DirectoryError as exc:
             problems.append((path, exc.message))
             continue
-        errors = schema_problems(tree)
+        schema = root / "schema.yml"
+        errors = schema_problems(tree, schema if schema.exists() else HERE / "schema.yml")
         problems += [(path, f"schema: {error}") for error in errors]
         if errors:
             continue
@@ -280,7 +282,11 @@ def _file_problems(
         if not national and provinces != {unit}:
             problems.append((path, f"{where}: provinces must be [{unit}]"))
         verified = raw.get("verified_at")
-        if isinstance(verified, date) and verified > date.today():
+        if verified is not None and (
+            not isinstance(verified, date) or isinstance(verified, datetime)
+        ):
+            problems.append((path, f"{where}: verified_at must be a date (YYYY-MM-DD, unquoted)"))
+        elif isinstance(verified, date) and verified > date.today():
             problems.append((path, f"{where}: verified_at is in the future"))
         if raw.get("phone") and not re.fullmatch(r"\+?[0-9][0-9 ]{1,18}[0-9]", raw["phone"]):
             problems.append((path, f"{where}: phone {raw['phone']!r} is not a phone number"))

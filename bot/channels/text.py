@@ -59,7 +59,8 @@ def split_text(text: str, limit: int) -> list[str]:
     parts: list[str] = []
     rest = text.strip()
     while text_length(rest) > limit:
-        head, rest = _cut_at(rest, _prefix_within(rest, limit))
+        # a character wider than the whole limit (an emoji at limit 1) still moves on
+        head, rest = _cut_at(rest, max(_prefix_within(rest, limit), 1))
         if head.strip():
             parts.append(head.strip())
         rest = rest.strip()

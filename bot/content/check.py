@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,15 @@ _CALL_CONTEXT = re.compile(
     r"(?<!\d[.,])(\d{3,5})(?![\d/]|[.,]\d)"
 )
 _COUNT_WORDS = (
-    "ngày|tháng|năm|tuần|giờ|phút|triệu|tỷ|nghìn|ngàn|đồng|người|cuộc|lần|tuổi|km|điều|"
-    "khoản|trang|bài|usd|đô|%"
+    "ngày|tháng|năm|tuần|giờ|phút|triệu|tỷ|nghìn|ngàn|đồng|người|cuộc|lần|tuổi|km|kg|"
+    "điều|khoản|trang|bài|usd|đô"
 )
 _SHORT_CODE = re.compile(
-    rf"(?i)(?<![\w/+])(?<!\d[.,])1\d{{2}}(?![\w/]|[.,]\d|\s*(?:{_COUNT_WORDS})\b)"
+    rf"(?i)(?<![\w/+])(?<!\d[.,])1\d{{2}}(?![\w/]|[.,]\d|\s*(?:{_COUNT_WORDS})\b|\s*%)"
 )
+# a number right after these words is a reference ("Điều 150"), not something to dial
+_REFERENCE_WORDS = frozenset({"điều", "khoản", "điểm", "trang", "mục", "chương", "phụ", "lục"})
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PAYLOAD = re.compile(r"^/(?P<intent>[\w/]+)(?P<entities>\{.*\})?$")
 
 
@@ -76,9 +79,15 @@ def phone_numbers(text: str) -> list[str]:
     for match in (*_SHORT_CODE.finditer(text), *_CALL_CONTEXT.finditer(text)):
         group = match.lastindex or 0
         start, end = match.span(group)
-        if not any(s <= start < e for s, e in long_spans):
+        inside_long = any(s <= start < e for s, e in long_spans)
+        if not inside_long and not _follows_reference_word(text, start):
             found.setdefault(start, text[start:end])
     return [found[start] for start in sorted(found)]
+
+
+def _follows_reference_word(text: str, start: int) -> bool:
+    words = re.findall(r"\w+", text[max(0, start - 20) : start].lower())
+    return bool(words) and words[-1] in _REFERENCE_WORDS
 
 
 def mentions_retired_number(text: str) -> bool:
@@ -86,10 +95,14 @@ def mentions_retired_number(text: str) -> bool:
     return any(number in squeezed for number in RETIRED_NUMBERS)
 
 
-def check_text(path: Path, where: str, text: str, known_phones: set[str]) -> list[Problem]:
+def check_text(path: Path, where: str, text: str, known_phones: set[str] | None) -> list[Problem]:
+    """The retired number, and numbers not in the directory (skipped when the directory
+    itself is broken: its problems are reported instead)."""
     problems = []
     if mentions_retired_number(text):
         problems.append(Problem(path, f"{where}: the retired number 1800 1567 (now 111)"))
+    if known_phones is None:
+        return problems
     for number in phone_numbers(text):
         if digits(number) not in known_phones and digits(number) not in RETIRED_NUMBERS:
             problems.append(Problem(path, f"{where}: {number} is not in the services directory"))
@@ -124,10 +137,18 @@ def _check_buttons(path: Path, raw: Any, known_intents: set[str]) -> list[Proble
 def _check_reviewed(path: Path, raw: Any) -> list[Problem]:
     if raw is None or raw == "":
         return [Problem(path, "missing 'reviewed' (the date the answer was last checked)")]
-    try:
-        reviewed = raw if isinstance(raw, date) else date.fromisoformat(str(raw))
-    except ValueError:
-        return [Problem(path, f"'reviewed: {raw}' is not a date (YYYY-MM-DD)")]
+    not_a_date = [Problem(path, f"'reviewed: {raw}' is not a date (YYYY-MM-DD)")]
+    if isinstance(raw, datetime):
+        return not_a_date
+    if isinstance(raw, date):
+        reviewed = raw
+    elif _ISO_DATE.match(str(raw)):
+        try:
+            reviewed = date.fromisoformat(str(raw))
+        except ValueError:
+            return not_a_date
+    else:
+        return not_a_date
     if reviewed > date.today():
         return [Problem(path, f"'reviewed: {reviewed}' is in the future")]
     return []
@@ -156,7 +177,9 @@ def _check_lengths(path: Path, raw: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def check_faq_file(faq: FaqFile, known_intents: set[str], known_phones: set[str]) -> list[Problem]:
+def check_faq_file(
+    faq: FaqFile, known_intents: set[str], known_phones: set[str] | None
+) -> list[Problem]:
     raw, path = faq.raw, faq.path
     problems = []
     if not KEY_PATTERN.match(faq.key) or faq.key != path.stem:
@@ -174,7 +197,7 @@ def check_faq_file(faq: FaqFile, known_intents: set[str], known_phones: set[str]
 
 
 def check_faq(
-    files: list[FaqFile], nlu_intents: set[str], known_phones: set[str], faq_dir: Path
+    files: list[FaqFile], nlu_intents: set[str], known_phones: set[str] | None, faq_dir: Path
 ) -> list[Problem]:
     """The FAQ files against each other, the NLU data and the directory's numbers."""
     nlu_keys = {intent.removeprefix("faq/") for intent in nlu_intents if intent.startswith("faq/")}
@@ -192,7 +215,7 @@ def check_faq(
     return problems
 
 
-def check_responses(path: Path, known_phones: set[str]) -> list[Problem]:
+def check_responses(path: Path, known_phones: set[str] | None) -> list[Problem]:
     """The fixed messages in ``responses.yml``: numbers and the retired hotline."""
     loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     problems = []
@@ -211,9 +234,7 @@ def check_content(
 
     root = directory_root or services_directory.HERE
     problems = [Problem(p, m) for p, m in services_directory.check_directory(root)]
-    phones: set[str] = set()
-    if not problems:
-        phones = services_directory.load_directory(root).phones()
+    phones = None if problems else services_directory.load_directory(root).phones()
     try:
         files = read_faq_dir(faq_dir)
     except DataFormatError as exc:

@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot.datafiles import read_yaml
 from bot.domain import Button, Reply
 from bot.errors import DataFormatError
 
@@ -58,13 +57,7 @@ class ResponseCatalog:
 
     @classmethod
     def from_file(cls, path: Path) -> ResponseCatalog:
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            raise DataFormatError(
-                path, f"invalid YAML: {exc}", None if line is None else line + 1
-            ) from exc
+        loaded = read_yaml(path) or {}
         raw = loaded.get("responses") if isinstance(loaded, dict) else None
         if not isinstance(raw, dict):
             raise DataFormatError(path, "expected a top-level 'responses:' mapping")

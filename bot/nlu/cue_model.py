@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bot.datafiles import read_yaml
 from bot.domain import RiskCue
 from bot.errors import DataFormatError
 from bot.nlu.classifier import FeatureVectors, IntentClassifier
@@ -69,15 +70,7 @@ class CueModel:
 
 def read_cue_training(path: Path, known_cues: Sequence[str]) -> list[tuple[str, set[str]]]:
     """Labelled messages; a clear error with the file for anything malformed."""
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataFormatError(
-            path, f"invalid YAML: {exc}", mark.line + 1 if mark else None
-        ) from exc
+    loaded = read_yaml(path)
     examples = loaded.get("examples") if isinstance(loaded, dict) else None
     if not isinstance(examples, list):
         raise DataFormatError(path, "expected 'examples:' with a list of {text, cues}")

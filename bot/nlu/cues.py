@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot.datafiles import read_yaml
 from bot.domain import RiskCue
 from bot.errors import DataFormatError
 from bot.nlu.anchors import required_literals
@@ -171,12 +170,7 @@ class CueDetector:
 
     @classmethod
     def from_file(cls, path: Path, normalizer: Normalizer) -> CueDetector:
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise DataFormatError(path, f"invalid YAML: {exc}", line) from exc
+        loaded = read_yaml(path)
         cues = loaded.get("cues") if isinstance(loaded, dict) else None
         if not isinstance(cues, dict):
             raise DataFormatError(path, "expected a top-level 'cues:' mapping")

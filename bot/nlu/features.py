@@ -69,9 +69,14 @@ class TfidfSpace:
             return char_wb_ngrams(text, self.low, self.high)
         return word_ngrams(self.words(text), self.low, self.high)
 
-    def known_words(self, text: str) -> int:
-        """How many of the text's words the vocabulary knows (word spaces only)."""
-        return sum(1 for token in self.words(text) if token in self.vocabulary)
+    def known_words(self, text: str, *, letters_only: bool = False) -> int:
+        """How many of the text's words the vocabulary knows (word spaces only); with
+        ``letters_only``, numbers do not count ("<script>alert(1)</script>" knows none)."""
+        return sum(
+            1
+            for token in self.words(text)
+            if token in self.vocabulary and (not letters_only or not token.isdigit())
+        )
 
     def vector(self, text: str) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         vocabulary = self.vocabulary

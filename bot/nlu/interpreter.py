@@ -98,10 +98,14 @@ class ClassifierInterpreter:
             for name, confidence in self.classifier.rank_vectors(vectors)
         )
         top = ranking[0]
-        known = self.classifier.spaces["word"].known_words(normal)
+        known = self.classifier.spaces["word"].known_words(normal, letters_only=True)
         understood = top.confidence >= self.threshold and known > 0
-        # As Rasa's FallbackClassifier: the fallback carries the threshold as confidence.
+        # As Rasa's FallbackClassifier: the fallback carries the threshold as confidence
+        # and goes first in the ranking. With no known word, the scores are only the
+        # model's priors, so no other intent is ranked.
         intent = top if understood else IntentScore(FALLBACK_INTENT, self.threshold)
+        if not understood:
+            ranking = (intent, *ranking) if known else (intent,)
         entities = self.entities.extract(head) if self.entities else ()
         return ParseResult(
             text=text,

@@ -19,8 +19,7 @@ import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
+from bot.datafiles import read_yaml
 from bot.errors import DataFormatError
 
 _REPEATED_LETTER = re.compile(r"([^\W\d_])\1{2,}")
@@ -101,13 +100,7 @@ def _place_tone_marks(text: str) -> str:
 
 def load_abbreviations(path: Path) -> dict[str, str]:
     """Read ``{abbreviations: {short: expansion}}``; keys match whole words, any case."""
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataFormatError(
-            path, f"invalid YAML: {exc}", mark.line + 1 if mark else None
-        ) from exc
+    loaded = read_yaml(path) or {}
     table = loaded.get("abbreviations") if isinstance(loaded, dict) else None
     if not isinstance(table, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip()

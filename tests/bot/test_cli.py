@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,18 @@ def test_setup_creates_everything_and_prints_the_admin_password_once(
     assert second.returncode == 0, second.stderr
     assert "mật khẩu:" not in second.stdout
     assert "đã cập nhật" in second.stdout  # the model is not retrained when the data did not change
+
+
+def test_content_load_checks_then_loads_the_faq(settings: Settings, tmp_path: Path) -> None:
+    done = run(["content", "load"], settings)
+    assert done.returncode == 0, done.stderr
+    assert "Đã nạp 20 chủ đề FAQ" in done.stdout
+
+    broken = tmp_path / "faq"
+    shutil.copytree(REPO / "data" / "faq", broken)
+    deposit = broken / "deposit.yml"
+    deposit.write_text(deposit.read_text("utf-8").replace("reviewed:", "# reviewed:"), "utf-8")
+    refused = run(["content", "load", "--faq-dir", str(broken)], settings)
+    assert refused.returncode == 1
+    assert "deposit.yml: missing 'reviewed'" in refused.stderr
+    assert "Chưa nạp gì" in refused.stderr

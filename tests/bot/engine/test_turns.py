@@ -99,3 +99,18 @@ async def test_recovery_leaves_young_messages_to_the_turn_that_has_them(services
     assert stored is not None
     assert await services.turns.recover(older_than=timedelta(seconds=10)) == 0
     assert await services.turns.recover(older_than=timedelta(0)) == 1
+
+
+async def test_a_failing_action_still_gets_an_answer(services: Any) -> None:
+    class Broken:
+        @property
+        def names(self) -> set[str]:
+            return {"action_find_service"}
+
+        async def run(self, name: str, tracker: dict[str, Any]) -> Any:
+            raise RuntimeError("action server down")
+
+    services.turns.policy.actions = Broken()
+    replies = await say(services, "/find_service")
+    assert "111" in replies[0].reply.text
+    assert replies[0].reply.text.startswith("Xin lỗi, mình đang gặp trục trặc")
