@@ -32,9 +32,12 @@ from bot.engine.actions import InProcessActionRunner, RemoteActionRunner
 from bot.engine.outbox import OutboxDispatcher, Sender
 from bot.engine.policy import Policy
 from bot.engine.responses import ResponseCatalog
+from bot.engine.safety import load_safety_rules
+from bot.engine.screening import SCREENING_INTENT, ScreeningFlow, load_questionnaire
 from bot.engine.turns import TurnEngine
 from bot.errors import ConfigError
 from bot.logs import configure_logging
+from bot.nlu.cues import CUE_NAMES
 from bot.nlu.interpreter import ClassifierInterpreter
 from bot.nlu.training import load_interpreter
 from bot.storage.crypto import Vault
@@ -98,9 +101,12 @@ def build_policy(settings: Settings, faq: list[FaqEntry]) -> Policy:
     )
     domain = {"responses": catalog.as_rasa_domain()}
     local = InProcessActionRunner(domain=domain)
-    if not settings.action_endpoint:
-        return Policy(catalog, local)
-    return Policy(catalog, RemoteActionRunner(settings.action_endpoint, domain, local.names))
+    runner: InProcessActionRunner | RemoteActionRunner = local
+    if settings.action_endpoint:
+        runner = RemoteActionRunner(settings.action_endpoint, domain, local.names)
+    screening = ScreeningFlow(load_questionnaire(settings.questionnaire_file, frozenset(CUE_NAMES)))
+    safety = load_safety_rules(settings.safety_file)
+    return Policy(catalog, runner, screening=screening, safety=safety)
 
 
 async def faq_for_service(settings: Settings, store: Store) -> list[FaqEntry]:
@@ -129,7 +135,12 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
         session_factory(database), Vault(settings.encryption_keys), settings.pseudonym_secret
     )
     models = ModelHolder(
-        load_interpreter(settings.model_dir, settings.nlu_threshold, settings.cue_rules_file)
+        load_interpreter(
+            settings.model_dir,
+            settings.nlu_threshold,
+            settings.cue_rules_file,
+            button_intents=frozenset({SCREENING_INTENT}),
+        )
     )
     models.get().parse("xin chào")  # warm up: the first parse loads underthesea
     dispatcher = OutboxDispatcher(

@@ -60,6 +60,14 @@ class Settings:
         return self.nlu_data_dir / "risk_cues.yml"
 
     @property
+    def questionnaire_file(self) -> Path:
+        return self.data_dir / "screening" / "questionnaire.yml"
+
+    @property
+    def safety_file(self) -> Path:
+        return self.data_dir / "safety.yml"
+
+    @property
     def faq_dir(self) -> Path:
         return self.data_dir / "faq"
 

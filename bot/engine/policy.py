@@ -1,9 +1,18 @@
 """Decides what the bot says in one turn.
 
-The order is fixed and is the service's safety contract: danger first (113 and 111 at
-once, whatever else is going on), then global commands, then the active flow (a slot
-the bot asked for, such as the province), then the intent's action or response (FAQ
-topics go to ``action_answer_faq``), then the two-stage fallback.
+The order is fixed and is the service's safety contract:
+
+1. danger now (the emergency intent, or a danger cue said in the present): 113 and 111
+   at once, whatever flow was running (the flow ends);
+2. global commands: "dừng" ends any flow, "xóa dữ liệu" asks to confirm and erases;
+3. the active flow: the screening questionnaire, or a slot the bot asked for (the
+   province);
+4. the intent's action or response (FAQ topics go to ``action_answer_faq``;
+   ``start_screening`` starts the questionnaire), or the two-stage fallback;
+
+and, outside flows and danger, risk cues not yet acknowledged get one short message
+first (the right that applies, an offer to look at the situation or to talk to a
+counsellor).
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ from typing import Any, Protocol
 from bot.domain import Button, ParseResult, Reply
 from bot.engine.actions import ActionResult, tracker_state
 from bot.engine.responses import ResponseCatalog, fill
+from bot.engine.safety import ACKNOWLEDGED_SLOT, SafetyRules
+from bot.engine.screening import CUES_SEEN_SLOT, ScreeningFlow
 from bot.errors import DonghanhError
 from bot.nlu.interpreter import FALLBACK_INTENT
 
@@ -26,6 +37,11 @@ FAQ_ACTION = "action_answer_faq"
 FAQ_PREFIX = "faq/"
 CONTEXT_ONLY_INTENTS = frozenset({"affirm", "deny"})
 REQUESTED_SLOT = "requested_slot"
+STOP_INTENT = "stop"
+DELETE_INTENT = "delete_my_data"
+DELETE_PENDING_SLOT = "delete_pending"
+START_SCREENING_INTENT = "start_screening"
+SCREENING_START = "screening_start"
 # A slot the bot asked for, and the action that takes the answer.
 FLOW_ACTIONS = {"province": "action_find_service"}
 # Intents that answer a question the bot asked, rather than change the subject.
@@ -53,18 +69,32 @@ class Decision:
     replies: list[Reply]
     slots: dict[str, Any]
     handled_by: str
+    erase: bool = False  # erase everything stored about the person (after this reply)
 
 
 class Policy:
-    def __init__(self, responses: ResponseCatalog, actions: ActionRunner) -> None:
+    def __init__(
+        self,
+        responses: ResponseCatalog,
+        actions: ActionRunner,
+        *,
+        screening: ScreeningFlow | None = None,
+        safety: SafetyRules | None = None,
+    ) -> None:
         self.responses = responses
         self.actions = actions
+        self.screening = screening
+        self.safety = safety
         required = {
             "utter_empty",
             "utter_emergency",
             "utter_not_ready",
             "utter_too_long",
             "utter_action_failed",
+            "utter_delete_confirm",
+            "utter_deleted",
+            "utter_delete_cancelled",
+            "utter_stop",
         }
         missing = required - set(responses.names)
         if missing:
@@ -72,19 +102,33 @@ class Policy:
 
     async def decide(self, parse: ParseResult, context: TurnContext) -> Decision:
         prefix = [self.responses.get("utter_too_long")] if context.text_was_cut else []
-        decision = await self._decide(parse, context)
-        return Decision(prefix + decision.replies, decision.slots, decision.handled_by)
+        slots = {**context.slots}
+        if parse.cue_names:
+            seen = sorted({*(slots.get(CUES_SEEN_SLOT) or ()), *parse.cue_names})
+            slots[CUES_SEEN_SLOT] = seen
+        decision = await self._decide(parse, TurnContext(context.sender_id, slots))
+        decision = self._with_cue_acknowledgement(parse, slots, decision)
+        return Decision(
+            prefix + decision.replies, decision.slots, decision.handled_by, decision.erase
+        )
 
     async def _decide(self, parse: ParseResult, context: TurnContext) -> Decision:
         intent = parse.intent_name
+        slots = context.slots
         if intent is None:
-            return self._utter("utter_empty", context.slots)
-        if intent == EMERGENCY_INTENT:
-            return self._utter("utter_emergency", self._understood(context.slots))
-        flow = self._active_flow(parse, context.slots)
+            return self._utter("utter_empty", slots)
+        if self._is_danger_now(parse):
+            return self._utter("utter_emergency", self._without_flows(slots))
+        command = self._global_command(parse, slots)
+        if command is not None:
+            return command
+        flow = await self._active_flow_decision(parse, context)
         if flow is not None:
-            return await self._run_action(flow, parse, self._understood(context.slots), context)
-        slots = {**context.slots, REQUESTED_SLOT: None}
+            return flow
+        slots = self._without_flows(slots)
+        if intent == START_SCREENING_INTENT and self.screening is not None:
+            step = self.screening.start(self._understood(slots))
+            return Decision(step.replies, step.slots, SCREENING_START)
         if intent == FALLBACK_INTENT or intent in CONTEXT_ONLY_INTENTS:
             return await self._run_action(FALLBACK_ACTION, parse, slots, context)
         action = FAQ_ACTION if intent.startswith(FAQ_PREFIX) else f"action_{intent}"
@@ -93,6 +137,85 @@ class Policy:
         if f"utter_{intent}" in self.responses:
             return self._utter(f"utter_{intent}", self._understood(slots))
         return self._utter("utter_not_ready", self._understood(slots))
+
+    # -- safety and global commands --
+
+    def _is_danger_now(self, parse: ParseResult) -> bool:
+        if self.safety is not None:
+            return self.safety.is_danger_now(parse)
+        return parse.intent_name == EMERGENCY_INTENT
+
+    def _global_command(self, parse: ParseResult, slots: dict[str, Any]) -> Decision | None:
+        """ "dừng" and "xóa dữ liệu" work whatever flow is running."""
+        confirm = next((e.value for e in parse.entities if e.entity == "confirm"), None)
+        pending = bool(slots.get(DELETE_PENDING_SLOT))
+        if parse.intent_name == DELETE_INTENT and confirm is None:
+            return self._utter("utter_delete_confirm", {**slots, DELETE_PENDING_SLOT: True})
+        said_yes = parse.intent_name == "affirm" or confirm == "yes"
+        if (parse.intent_name == DELETE_INTENT or pending) and said_yes and (pending or confirm):
+            return Decision([self.responses.get("utter_deleted")], {}, "erase", erase=True)
+        if pending or parse.intent_name == DELETE_INTENT:
+            if confirm == "no" or parse.intent_name in ("deny", STOP_INTENT):
+                cleared = {k: v for k, v in slots.items() if k != DELETE_PENDING_SLOT}
+                return self._utter("utter_delete_cancelled", cleared)
+            slots.pop(DELETE_PENDING_SLOT, None)  # something else: the question lapses
+        answering = self.screening is not None and self.screening.takes_as_answer(parse, slots)
+        if parse.intent_name == STOP_INTENT and not answering:
+            if self.screening is not None and self.screening.is_active(slots):
+                step = self.screening.stop(slots)
+                return Decision(
+                    step.replies,
+                    self._without_flows(step.slots, keep_screening=not step.done),
+                    "stop",
+                )
+            return self._utter("utter_stop", self._without_flows(slots))
+        return None
+
+    async def _active_flow_decision(
+        self, parse: ParseResult, context: TurnContext
+    ) -> Decision | None:
+        slots = context.slots
+        if self.screening is not None and self.screening.is_active(slots):
+            step = self.screening.handle(parse, slots)
+            if step is not None:
+                return Decision(step.replies, step.slots, "screening")
+            slots = self.screening.cancel(slots)  # the person moved on: nothing is kept
+        action = self._active_flow(parse, slots)
+        if action is not None:
+            return await self._run_action(action, parse, self._understood(slots), context)
+        return None
+
+    def _without_flows(
+        self, slots: dict[str, Any], *, keep_screening: bool = False
+    ) -> dict[str, Any]:
+        cleared = {**slots, REQUESTED_SLOT: None}
+        if self.screening is not None and not keep_screening:
+            cleared = self.screening.cancel(cleared)
+        return cleared
+
+    def _with_cue_acknowledgement(
+        self, parse: ParseResult, slots: dict[str, Any], decision: Decision
+    ) -> Decision:
+        """Outside danger, flows and erasure: acknowledge new risk cues first, once."""
+        if (
+            self.safety is None
+            or decision.erase
+            or decision.handled_by in ("utter_emergency", "screening", "stop")
+        ):
+            return decision
+        already = decision.slots.get(ACKNOWLEDGED_SLOT) or ()
+        reply = self.safety.cue_acknowledgement(
+            parse.cue_names, already, with_offer=decision.handled_by != SCREENING_START
+        )
+        if reply is None:
+            return decision
+        acknowledged = sorted({*already, *parse.cue_names})
+        replies = [reply, *decision.replies]
+        if decision.handled_by == FALLBACK_ACTION:
+            replies = [reply]  # the acknowledgement is the answer; no "say it again"
+        return Decision(
+            replies, {**decision.slots, ACKNOWLEDGED_SLOT: acknowledged}, decision.handled_by
+        )
 
     @staticmethod
     def _active_flow(parse: ParseResult, slots: dict[str, Any]) -> str | None:

@@ -137,11 +137,14 @@ class TurnEngine:
                 },
             )
         ]
+        if decision.erase:
+            events = [("erased", {})]
         return TurnOutcome(
             replies=decision.replies,
-            context={**turn.context, "slots": decision.slots},
+            context={} if decision.erase else {**turn.context, "slots": decision.slots},
             intent=intent,
             events=events,
+            erase=decision.erase,
         )
 
     def _parse(self, text: str) -> ParseResult:

@@ -68,6 +68,7 @@ class ClassifierInterpreter:
         entities: EntityExtractor | None = None,
         cues: CueDetector | None = None,
         cue_model: CueModel | None = None,
+        button_intents: frozenset[str] = frozenset(),
     ) -> None:
         self.classifier = classifier
         self.threshold = threshold
@@ -75,7 +76,7 @@ class ClassifierInterpreter:
         self.entities = entities
         self.cues = cues
         self.cue_model = cue_model
-        self._known_intents = set(classifier.classes) | {FALLBACK_INTENT}
+        self._known_intents = set(classifier.classes) | {FALLBACK_INTENT} | button_intents
 
     @property
     def intents(self) -> list[str]:

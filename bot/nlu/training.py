@@ -159,9 +159,13 @@ def entity_extractor(meta: dict[str, Any]) -> EntityExtractor:
 
 
 def load_interpreter(
-    model_dir: Path, threshold: float, cue_rules: Path | None = None
+    model_dir: Path,
+    threshold: float,
+    cue_rules: Path | None = None,
+    button_intents: frozenset[str] = frozenset(),
 ) -> ClassifierInterpreter:
-    """Load the current model; risk-cue rules are read from ``cue_rules`` when given."""
+    """Load the current model; risk-cue rules are read from ``cue_rules`` when given;
+    ``button_intents`` are intents only buttons send (``/screening{...}``)."""
     path = current_model_path(model_dir)
     if path is None:
         raise FileNotFoundError(f"no trained NLU model in {model_dir}; run `donghanh nlu train`")
@@ -173,5 +177,5 @@ def load_interpreter(
     )
     cue_model = CueModel.load(path, meta.get("cue_model"))
     return ClassifierInterpreter(
-        classifier, threshold, meta, entity_extractor(meta), cues, cue_model
+        classifier, threshold, meta, entity_extractor(meta), cues, cue_model, button_intents
     )

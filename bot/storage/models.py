@@ -80,6 +80,9 @@ class Contact(Base):
     platform_user_id_enc: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # set when the person asked to erase their data: the contact goes once the
+    # confirmation has been delivered
+    erase_requested_at: Mapped[datetime | None] = mapped_column()
 
     conversations: Mapped[list[Conversation]] = relationship(back_populates="contact")
 
@@ -203,3 +206,14 @@ class FaqRecord(Base):
     reviewed_on: Mapped[date] = mapped_column()
     buttons: Mapped[list[dict[str, str]]] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AnonymousCount(Base):
+    """Counts that outlive erased data: per day, channel and metric, nothing personal."""
+
+    __tablename__ = "anonymous_counts"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,6 +29,7 @@ from bot.domain import (
 )
 from bot.storage.crypto import Vault, pseudonymise
 from bot.storage.models import (
+    AnonymousCount,
     AuditEntry,
     Contact,
     Conversation,
@@ -70,6 +71,7 @@ class TurnOutcome:
     context: dict[str, Any]
     intent: str | None
     events: Sequence[tuple[str, dict[str, Any]]] = ()
+    erase: bool = False  # the person asked to erase their data: keep only these replies
 
 
 def _claimable_now() -> Any:
@@ -268,8 +270,108 @@ class Store:
                 .where(Conversation.id == turn.conversation_id)
                 .values(context_enc=self.vault.encrypt_json(outcome.context), updated_at=now)
             )
+            if outcome.erase:
+                await self._erase_contact_data(
+                    session, turn, keep=[row.message_id for row in outbox_rows], now=now
+                )
             await session.commit()
             return [row.id for row in outbox_rows]
+
+    async def _erase_contact_data(
+        self, session: AsyncSession, turn: TurnInput, *, keep: list[int], now: datetime
+    ) -> None:
+        """Everything about the contact goes but the replies in ``keep`` (they still have
+        to reach the person); what was erased is counted, anonymously. The contact row
+        itself goes once those replies are delivered (``_purge_erased_contacts``)."""
+        conversations = select(Conversation.id).where(Conversation.contact_id == turn.contact_id)
+        erased = (
+            await session.execute(
+                select(func.count(Message.id)).where(
+                    Message.conversation_id.in_(conversations), Message.id.not_in(keep)
+                )
+            )
+        ).scalar_one()
+        await self._add_count(session, now.date(), turn.channel, "erasures", 1)
+        await self._add_count(session, now.date(), turn.channel, "messages_erased", int(erased))
+        await session.execute(
+            delete(OutboxItem).where(
+                OutboxItem.contact_id == turn.contact_id, OutboxItem.message_id.not_in(keep)
+            )
+        )
+        await session.execute(
+            update(Message)
+            .where(Message.conversation_id.in_(conversations), Message.id.in_(keep))
+            .values(reply_to_id=None)
+        )
+        await session.execute(
+            delete(Message).where(
+                Message.conversation_id.in_(conversations), Message.id.not_in(keep)
+            )
+        )
+        await session.execute(
+            delete(ConversationEvent).where(ConversationEvent.conversation_id.in_(conversations))
+        )
+        await session.execute(
+            delete(Conversation).where(
+                Conversation.contact_id == turn.contact_id, Conversation.id != turn.conversation_id
+            )
+        )
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == turn.conversation_id)
+            .values(context_enc=None, risk_level=None)
+        )
+        await session.execute(
+            update(Contact).where(Contact.id == turn.contact_id).values(erase_requested_at=now)
+        )
+
+    @staticmethod
+    async def _add_count(
+        session: AsyncSession, day: date, channel: str, metric: str, amount: int
+    ) -> None:
+        key = {"day": day, "channel": channel, "metric": metric}
+        updated = await session.execute(
+            update(AnonymousCount).filter_by(**key).values(count=AnonymousCount.count + amount)
+        )
+        if updated.rowcount == 0:  # type: ignore[attr-defined]
+            session.add(AnonymousCount(**key, count=amount))
+
+    async def _purge_erased_contacts(self, session: AsyncSession) -> None:
+        """Contacts whose erasure confirmation left the outbox: gone, with all rows.
+
+        If the person wrote again after asking (a new inbound message), only what came
+        before is removed and the contact stays, so nothing new is lost."""
+        waiting = select(OutboxItem.contact_id).where(
+            OutboxItem.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])
+        )
+        erased = (
+            await session.execute(
+                select(Contact.id, Contact.erase_requested_at).where(
+                    Contact.erase_requested_at.is_not(None), Contact.id.not_in(waiting)
+                )
+            )
+        ).all()
+        for contact_id, asked_at in erased:
+            conversations = select(Conversation.id).where(Conversation.contact_id == contact_id)
+            newer = await session.scalar(
+                select(func.count(Message.id)).where(
+                    Message.conversation_id.in_(conversations),
+                    Message.direction == Direction.INBOUND.value,
+                    Message.created_at > asked_at,
+                )
+            )
+            if newer:
+                await session.execute(
+                    delete(Message).where(
+                        Message.conversation_id.in_(conversations),
+                        Message.created_at <= asked_at,
+                    )
+                )
+                await session.execute(
+                    update(Contact).where(Contact.id == contact_id).values(erase_requested_at=None)
+                )
+            else:
+                await session.execute(delete(Contact).where(Contact.id == contact_id))
 
     def _outbound_row(
         self, session: AsyncSession, turn: TurnInput, reply: Reply, now: datetime
@@ -332,6 +434,8 @@ class Store:
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 claimed.append(self._to_delivery(item, message, contact))
+        if values.get("status") == OutboxStatus.SENT.value:
+            await self._purge_erased_contacts(session)
         await session.commit()
         return claimed
 
@@ -448,6 +552,8 @@ class Store:
             await session.execute(
                 update(OutboxItem).where(OutboxItem.id == outbox_id).values(**values)
             )
+            if values.get("status") in (OutboxStatus.SENT.value, OutboxStatus.FAILED.value):
+                await self._purge_erased_contacts(session)
             await session.commit()
 
     # -- staff and audit -------------------------------------------------------------

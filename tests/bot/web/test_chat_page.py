@@ -214,6 +214,21 @@ def test_tapping_the_danger_chip_gives_113_and_111(page: Page, module_server: An
     page.screenshot(path=str(SCREENSHOT), full_page=False)
 
 
+def test_quick_exit_stays_in_view_during_screening(page: Page, module_server: Any) -> None:
+    open_chat(page, module_server)
+    say(page, "kiểm tra giúp tôi")
+    page.get_by_role("button", name="Bắt đầu").tap()
+    for _ in range(4):  # answer a few questions by tapping, as a person would
+        expect(page.get_by_role("button", name="Bỏ qua").last).to_be_enabled()
+        page.get_by_role("button", name="Bỏ qua").last.tap()
+    expect(page.locator(".msg.bot").last).to_contain_text("?")
+    for name in ("Có", "Không", "Không chắc", "Bỏ qua"):
+        expect(page.get_by_role("button", name=name, exact=True).last).to_be_visible()
+    exit_button = page.get_by_role("button", name="Thoát nhanh")
+    expect(exit_button).to_be_visible()
+    expect(exit_button).to_be_in_viewport()
+
+
 def test_markup_is_shown_as_text_and_never_runs(page: Page, module_server: Any) -> None:
     open_chat(page, module_server)
     say(page, XSS)
