@@ -118,8 +118,10 @@ class Policy:
         if intent is None:
             return self._utter("utter_empty", slots)
         if self._is_danger_now(parse):
-            return self._utter("utter_emergency", self._without_flows(slots))
-        command = self._global_command(parse, slots)
+            return self._utter("utter_emergency", self._understood(self._without_flows(slots)))
+        command = (
+            None if _gives_requested_slot(parse, slots) else self._global_command(parse, slots)
+        )
         if command is not None:
             return command
         flow = await self._active_flow_decision(parse, context)
@@ -203,6 +205,8 @@ class Policy:
             or decision.handled_by in ("utter_emergency", "screening", "stop")
         ):
             return decision
+        if not self.safety.is_about_someone(parse.text):
+            return decision
         already = decision.slots.get(ACKNOWLEDGED_SLOT) or ()
         reply = self.safety.cue_acknowledgement(
             parse.cue_names, already, with_offer=decision.handled_by != SCREENING_START
@@ -264,3 +268,10 @@ class Policy:
         if message.get("text"):
             return Reply(text=str(message["text"]), buttons=buttons)
         return None
+
+
+def _gives_requested_slot(parse: ParseResult, slots: dict[str, Any]) -> bool:
+    """The message holds what the bot asked for ("Gia Lai" after "which province?"):
+    it answers the question, whatever else the classifier thought it was."""
+    requested = slots.get(REQUESTED_SLOT)
+    return bool(requested) and any(e.entity == requested for e in parse.entities)

@@ -37,6 +37,8 @@ class SafetyRules:
     offer: str
     offer_buttons: tuple[Button, ...]
     cue_lines: dict[str, str]  # in order of importance
+    personal: re.Pattern[str] | None = None
+    personal_folded: re.Pattern[str] | None = None
 
     def is_danger_now(self, parse: ParseResult) -> bool:
         if parse.intent_name == EMERGENCY_INTENT:
@@ -47,6 +49,15 @@ class SafetyRules:
         if strip_diacritics(words) != words:  # typed with diacritics: "đáng" is not "đang"
             return self.present.search(words) is not None
         return self.present_folded.search(words) is not None
+
+    def is_about_someone(self, text: str) -> bool:
+        """Whether the message speaks of the writer or someone they know."""
+        if self.personal is None or self.personal_folded is None:
+            return True
+        words = _words(text)
+        if strip_diacritics(words) != words:
+            return self.personal.search(words) is not None
+        return self.personal_folded.search(words) is not None
 
     def cue_acknowledgement(
         self, cues: Iterable[str], already: Iterable[str], *, with_offer: bool = True
@@ -72,11 +83,17 @@ def _marker_pattern(markers: list[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<!\bbao )\b({alternation})\b")
 
 
+def _word_pattern(words: list[str]) -> re.Pattern[str]:
+    alternation = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    return re.compile(rf"\b({alternation})\b")
+
+
 def load_safety_rules(path: Path) -> SafetyRules:
     raw = read_yaml(path)
     try:
         danger = raw["danger_now"]
         written = [_words(str(m)) for m in danger["present_markers"]]
+        personal = [_words(str(m)) for m in raw.get("personal_markers") or []]
         lines = {str(k): " ".join(str(v).split()) for k, v in raw["cue_lines"].items()}
         buttons = tuple(
             Button(str(b["title"]), str(b["payload"])) for b in raw.get("offer_buttons") or []
@@ -89,6 +106,10 @@ def load_safety_rules(path: Path) -> SafetyRules:
             offer=" ".join(str(raw["offer"]).split()),
             offer_buttons=buttons,
             cue_lines=lines,
+            personal=_word_pattern(personal) if personal else None,
+            personal_folded=(
+                _word_pattern([strip_diacritics(m) for m in personal]) if personal else None
+            ),
         )
     except (KeyError, TypeError) as exc:
         raise DataFormatError(path, f"incomplete safety rules: {exc}") from exc

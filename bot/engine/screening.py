@@ -338,17 +338,28 @@ def _button(title: str, **values: str) -> Button:
 class ScreeningFlow:
     def __init__(self, questionnaire: Questionnaire) -> None:
         self.q = questionnaire
+        # a kept answer stands, except about danger now: that is asked every time
+        self._asked_again_never = {
+            q.id for q in questionnaire.questions if q.indicator != DANGER_INDICATOR
+        }
 
     @staticmethod
     def is_active(slots: Mapping[str, Any]) -> bool:
         return bool(slots.get(STATE_SLOT))
 
     def start(self, slots: dict[str, Any]) -> FlowStep:
+        """The intro and consent. Answers the person chose to keep from an earlier
+        round count as given: those questions are not asked again."""
         buttons = (
             _button(self.q.consent_yes, step="start"),
             _button(self.q.consent_no, step="decline"),
         )
-        state = {"stage": "consent", "answers": {}}
+        kept = {
+            qid: answer
+            for qid, answer in (slots.get(ANSWERS_SLOT) or {}).items()
+            if qid in self._asked_again_never
+        }
+        state = {"stage": "consent", "answers": kept}
         return FlowStep([Reply(self.q.intro, buttons)], {**slots, STATE_SLOT: state})
 
     def stop(self, slots: dict[str, Any]) -> FlowStep:
@@ -392,7 +403,7 @@ class ScreeningFlow:
         state: dict[str, Any],
     ) -> FlowStep | None:
         if values.get("step") == "start" or answer is Answer.YES:
-            state = {"stage": "asking", "answers": {}}
+            state = {"stage": "asking", "answers": dict(state.get("answers") or {})}
             return self._next_question(slots, state)
         if values.get("step") == "decline" or answer in (Answer.NO, Answer.SKIP):
             return FlowStep([Reply(self.q.declined)], self._cleared(slots), done=True)

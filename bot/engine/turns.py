@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from bot.domain import InboundMessage, ParseResult
 from bot.engine.policy import Policy, TurnContext
+from bot.engine.screening import RESULT_SLOT
 from bot.nlu.interpreter import Interpreter
 from bot.storage.repository import Store, StoredInbound, TurnInput, TurnOutcome
 
@@ -137,6 +138,11 @@ class TurnEngine:
                 },
             )
         ]
+        result = decision.slots.get(RESULT_SLOT)
+        risk_level = None
+        if isinstance(result, dict) and result != slots.get(RESULT_SLOT):
+            risk_level = str(result.get("level"))
+            events.append(("screening_result", {"level": risk_level}))
         if decision.erase:
             events = [("erased", {})]
         return TurnOutcome(
@@ -145,6 +151,7 @@ class TurnEngine:
             intent=intent,
             events=events,
             erase=decision.erase,
+            risk_level=None if decision.erase else risk_level,
         )
 
     def _parse(self, text: str) -> ParseResult:

@@ -72,6 +72,7 @@ class TurnOutcome:
     intent: str | None
     events: Sequence[tuple[str, dict[str, Any]]] = ()
     erase: bool = False  # the person asked to erase their data: keep only these replies
+    risk_level: str | None = None  # a new screening result, kept on the conversation
 
 
 def _claimable_now() -> Any:
@@ -268,7 +269,11 @@ class Store:
             await session.execute(
                 update(Conversation)
                 .where(Conversation.id == turn.conversation_id)
-                .values(context_enc=self.vault.encrypt_json(outcome.context), updated_at=now)
+                .values(
+                    context_enc=self.vault.encrypt_json(outcome.context),
+                    updated_at=now,
+                    **({"risk_level": outcome.risk_level} if outcome.risk_level else {}),
+                )
             )
             if outcome.erase:
                 await self._erase_contact_data(

@@ -862,3 +862,23 @@ def test_dung_di_while_asking_stops_rather_than_answering_yes(flow: ScreeningFlo
     assert not flow.takes_as_answer(parse, step.slots)
     after = handled(flow, parse, step.slots)
     assert "yes" not in after.slots.get(STATE_SLOT, {}).get("answers", {}).values()
+
+
+def test_kept_answers_are_not_asked_again_but_danger_always_is() -> None:
+    questionnaire = load_questionnaire(QUESTIONNAIRE_FILE, frozenset(CUE_NAMES))
+    flow = ScreeningFlow(questionnaire)
+    ids = [q.id for q in questionnaire.questions]
+    kept = dict.fromkeys(ids, "no")
+    step = flow.start({"screening_answers": kept})
+    begin = ParseResult(
+        text='/screening{"step": "start"}',
+        intent=IntentScore("screening", 1.0),
+        entities=(Entity("step", "start", 0, 0),),
+    )
+    asked = flow.handle(begin, step.slots)
+    assert asked is not None
+    assert asked.replies[0].text == questionnaire.questions[0].text  # danger: asked again
+    no = ParseResult(text="không", intent=IntentScore("deny", 0.9))
+    finished = flow.handle(no, asked.slots)
+    assert finished is not None
+    assert finished.replies[0].text.startswith("Kết quả")  # everything else was kept

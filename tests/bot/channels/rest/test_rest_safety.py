@@ -118,6 +118,34 @@ def test_yes_to_everything_but_danger_shows_many_signs(client: httpx.Client) -> 
     assert "/request_counsellor" in buttons
 
 
+async def _risk_level(server: LiveServer, sender: str) -> str | None:
+    settings = server.settings
+    engine = create_engine(settings.database_url)
+    try:
+        store = Store(
+            session_factory(engine), Vault(settings.encryption_keys), settings.pseudonym_secret
+        )
+        async with store.sessions() as session:
+            level = await session.scalar(
+                text(
+                    "SELECT risk_level FROM conversations JOIN contacts"
+                    " ON contacts.id = conversations.contact_id WHERE pseudonym = :p"
+                ),
+                {"p": store.pseudonym_for("rest", sender)},
+            )
+            return None if level is None else str(level)
+    finally:
+        await engine.dispose()
+
+
+def test_the_risk_level_is_kept_on_the_conversation(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    sender = new_sender()
+    answer_all(client, sender, ["Không"] + ["Có"] * (COUNT - 1))
+    assert asyncio.run(_risk_level(server, sender)) == "many_signs"
+
+
 def test_all_no_shows_low(client: httpx.Client) -> None:
     replies = answer_all(client, new_sender(), ["Không"] * COUNT)
     assert flat(result_text(replies)) == flat(QUESTIONNAIRE["results"]["low"])
