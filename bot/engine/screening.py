@@ -29,33 +29,15 @@ from typing import Any
 from bot.datafiles import read_yaml
 from bot.domain import Button, ParseResult, Reply
 from bot.errors import DataFormatError
+from bot.nlu.cues import CUE_NAMES
 from bot.nlu.normalize import strip_diacritics
 
 DANGER_INDICATOR = "danger_now"
 MINOR_INDICATOR = "minor"
 STAGES = ("recruitment", "exploitation", "coercion")
 STRENGTHS = ("strong", "medium")
-INDICATORS = frozenset(
-    {
-        "deception",
-        "documents_withheld",
-        "movement_restricted",
-        "isolation",
-        "violence",
-        "threats",
-        "wages_withheld",
-        "debt_bondage",
-        "excessive_hours",
-        "abusive_conditions",
-        "sold",
-        "ransom",
-        "forced_scam",
-        "sexual_exploitation",
-        "forced_marriage",
-        MINOR_INDICATOR,
-        DANGER_INDICATOR,
-    }
-)
+# every risk cue the NLU detects, plus what only a question can ask
+INDICATORS = frozenset(CUE_NAMES) | {"abusive_conditions", DANGER_INDICATOR}
 SCREENING_INTENT = "screening"  # the intent of the flow's own buttons
 STATE_SLOT = "screening"
 RESULT_SLOT = "screening_result"

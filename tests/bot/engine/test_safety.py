@@ -270,3 +270,21 @@ def test_markers_are_read_as_written_when_diacritics_are_there(
     rules: SafetyRules, text: str, expected: bool
 ) -> None:
     assert rules.is_danger_now(parse(text, "violence")) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "about_someone"),
+    [
+        ("Quyền của người bị mua bán", False),
+        ("Báo tin, tố giác mua bán người ở đâu?", False),
+        ("họ giữ hộ chiếu của tôi", True),
+        ("em gái tôi bị bán sang Trung Quốc", True),
+        ("gia đình bị đòi tiền để thả người thân", True),
+        ("ho giu ho chieu cua toi", True),  # without diacritics
+        ("quyen cua nguoi bi mua ban", False),
+    ],
+)
+def test_only_messages_about_someone_are_acknowledged(
+    rules: SafetyRules, text: str, about_someone: bool
+) -> None:
+    assert rules.is_about_someone(text) is about_someone
