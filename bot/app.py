@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
 import time
@@ -43,8 +44,8 @@ from bot.nlu.training import load_interpreter
 from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, ping, session_factory
 from bot.storage.migrate import current_revision, head_revision
-from bot.storage.repository import Store
-from bot.web import health, pages, parse
+from bot.storage.repository import StaffStore, Store
+from bot.web import auth, health, pages, parse
 from bot.web.errors import register_error_handlers
 
 logger = logging.getLogger("donghanh.app")
@@ -77,6 +78,7 @@ class Services:
 
     settings: Settings
     store: Store
+    staff: StaffStore
     models: ModelHolder
     turns: TurnEngine
     dispatcher: OutboxDispatcher
@@ -157,7 +159,8 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
         on_outbox=dispatcher.wake,
         fault_delay_seconds=settings.fault_turn_delay_ms / 1000,
     )
-    return Services(settings, store, models, turns, dispatcher, database)
+    staff = StaffStore(session_factory(database))
+    return Services(settings, store, staff, models, turns, dispatcher, database)
 
 
 async def close_services(services: Services) -> None:
@@ -190,6 +193,25 @@ async def _recovery_loop(services: Services) -> None:
 def _services(request: Request) -> Services:
     services: Services = request.app.ctx.services
     return services
+
+
+def _store(request: Request) -> Store:
+    return _services(request).store
+
+
+def _staff(request: Request) -> StaffStore:
+    return _services(request).staff
+
+
+def auth_settings(settings: Settings) -> auth.AuthSettings:
+    secret = hashlib.sha256(b"donghanh-csrf\0" + settings.pseudonym_secret.encode()).digest()
+    return auth.AuthSettings(
+        csrf_secret=secret,
+        cookie_secure=settings.cookie_secure,
+        lock_after_failures=settings.login_lock_after_failures,
+        lock_for=timedelta(minutes=settings.login_lock_minutes),
+        attempts_per_window=settings.login_attempts_per_window,
+    )
 
 
 def _turns(request: Request) -> TurnEngine:
@@ -271,5 +293,6 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
     app.blueprint(health.create_blueprint(_ping, _model_info))
     app.blueprint(parse.create_blueprint(_interpreter, settings.request_max_bytes))
     app.blueprint(pages.create_blueprint())
+    app.blueprint(auth.create_blueprint(_staff, _store, auth_settings(settings)))
     app.static("/static", Path(__file__).parent / "web" / "static", name="static")
     return app

@@ -45,6 +45,10 @@ class Settings:
     outbox_retry_base_seconds: float = 1.0
     recovery_interval_seconds: float = 5.0
     fault_turn_delay_ms: int = 0
+    cookie_secure: bool = False  # True behind TLS: staff session cookies only over HTTPS
+    login_attempts_per_window: int = 10  # per address, every 5 minutes, per worker
+    login_lock_after_failures: int = 5  # failures in a row that lock an account
+    login_lock_minutes: int = 15
     action_endpoint: str = ""  # a Rasa action server's /webhook; empty: run actions in process
 
     @property
@@ -88,6 +92,17 @@ class Settings:
             )
 
 
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, not {raw!r}")
+
+
 def _parse_keys(raw: Any) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)):
         return tuple(str(key).strip() for key in raw if str(key).strip())
@@ -107,6 +122,10 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "recovery_interval_seconds": float,
     "fault_turn_delay_ms": int,
     "encryption_keys": _parse_keys,
+    "cookie_secure": lambda raw: _parse_bool(raw),
+    "login_attempts_per_window": int,
+    "login_lock_after_failures": int,
+    "login_lock_minutes": int,
 }
 
 

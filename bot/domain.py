@@ -193,3 +193,12 @@ class FaqEntry:
     reviewed: date
     more: str | None = None
     buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """A logged-in member of staff, as the API sees them."""
+
+    id: int
+    username: str
+    role: str

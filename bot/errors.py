@@ -29,6 +29,22 @@ class NotFound(DonghanhError):
     """The thing asked for does not exist (maps to HTTP 404)."""
 
 
+class Unauthorized(DonghanhError):
+    """No valid staff session, or wrong credentials (maps to HTTP 401)."""
+
+
+class Forbidden(DonghanhError):
+    """Logged in, but not allowed: wrong role, or a missing CSRF token (HTTP 403)."""
+
+
+class TooManyRequests(DonghanhError):
+    """Too many attempts from one place; try again later (maps to HTTP 429)."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Unavailable(DonghanhError):
     """A dependency (the database, a model) is not reachable right now (HTTP 503)."""
 

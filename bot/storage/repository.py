@@ -26,6 +26,7 @@ from bot.domain import (
     InboundMessage,
     OutboxStatus,
     Reply,
+    StaffMember,
 )
 from bot.storage.crypto import Vault, pseudonymise
 from bot.storage.models import (
@@ -37,6 +38,7 @@ from bot.storage.models import (
     FaqRecord,
     Message,
     OutboxItem,
+    StaffSession,
     StaffUser,
     utcnow,
 )
@@ -644,3 +646,100 @@ def _faq_from_record(record: FaqRecord) -> FaqEntry:
         reviewed=record.reviewed_on,
         buttons=_buttons_from_json(record.buttons),
     )
+
+
+@dataclass(frozen=True)
+class LoginRecord:
+    staff: StaffMember
+    password_hash: str
+    active: bool
+    locked_until: datetime | None
+
+
+class StaffStore:
+    """Staff logins and sessions (``check_*`` reads, ``do_*`` writes)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def get_login(self, username: str) -> LoginRecord | None:
+        async with self.sessions() as session:
+            user = await session.scalar(select(StaffUser).where(StaffUser.username == username))
+            if user is None:
+                return None
+            return LoginRecord(
+                StaffMember(user.id, user.username, user.role),
+                user.password_hash,
+                user.active,
+                user.locked_until,
+            )
+
+    async def do_record_login_failure(
+        self, staff_id: int, *, lock_after: int, lock_for: timedelta
+    ) -> bool:
+        """Count a failed login; lock the account at ``lock_after`` failures in a row.
+        Returns whether the account is now locked (its sessions end too)."""
+        async with self.sessions() as session:
+            user = await session.get(StaffUser, staff_id)
+            if user is None:
+                return False
+            user.failed_logins += 1
+            locked = user.failed_logins >= lock_after
+            if locked:
+                user.locked_until = utcnow() + lock_for
+                user.failed_logins = 0
+                await session.execute(delete(StaffSession).where(StaffSession.staff_id == staff_id))
+            await session.commit()
+            return locked
+
+    async def do_record_login_success(self, staff_id: int) -> None:
+        async with self.sessions() as session:
+            await session.execute(
+                update(StaffUser)
+                .where(StaffUser.id == staff_id)
+                .values(failed_logins=0, locked_until=None)
+            )
+            await session.commit()
+
+    async def do_create_session(self, staff_id: int, token_hash: str, expires_at: datetime) -> None:
+        async with self.sessions() as session:
+            session.add(
+                StaffSession(staff_id=staff_id, token_hash=token_hash, expires_at=expires_at)
+            )
+            await session.commit()
+
+    async def get_session_member(
+        self, token_hash: str, *, idle_timeout: timedelta
+    ) -> StaffMember | None:
+        """The member of a live session (not expired, not idle too long, account active
+        and not locked); touching it keeps it alive."""
+        now = utcnow()
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(StaffSession, StaffUser)
+                    .join(StaffUser, StaffUser.id == StaffSession.staff_id)
+                    .where(StaffSession.token_hash == token_hash)
+                )
+            ).first()
+            if row is None:
+                return None
+            record, user = row
+            dead = (
+                record.expires_at <= now
+                or record.last_seen_at + idle_timeout <= now
+                or not user.active
+                or (user.locked_until is not None and user.locked_until > now)
+            )
+            if dead:
+                await session.delete(record)
+                await session.commit()
+                return None
+            record.last_seen_at = now
+            await session.commit()
+            return StaffMember(user.id, user.username, user.role)
+
+    async def do_delete_session(self, token_hash: str) -> None:
+        async with self.sessions() as session:
+            await session.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash))
+            await session.commit()

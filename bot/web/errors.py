@@ -14,7 +14,15 @@ from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bot.errors import BadInput, NotFound, PayloadTooLarge, Unavailable
+from bot.errors import (
+    BadInput,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+)
 
 logger = logging.getLogger("donghanh.web")
 
@@ -31,6 +39,20 @@ def register_error_handlers(app: Sanic[Any, Any]) -> None:
     @app.exception(BadInput)
     async def bad_input(_request: Request, exc: BadInput) -> HTTPResponse:
         return _error(400, str(exc))
+
+    @app.exception(Unauthorized)
+    async def unauthorized(_request: Request, exc: Unauthorized) -> HTTPResponse:
+        return _error(401, str(exc))
+
+    @app.exception(Forbidden)
+    async def forbidden(_request: Request, exc: Forbidden) -> HTTPResponse:
+        return _error(403, str(exc))
+
+    @app.exception(TooManyRequests)
+    async def too_many(_request: Request, exc: TooManyRequests) -> HTTPResponse:
+        response = _error(429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
 
     @app.exception(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> HTTPResponse:

@@ -1,0 +1,219 @@
+"""Staff authentication for the console and the API (``/api/v1/auth/*``, ``/api/v1/me``).
+
+- Passwords are argon2 hashes; an unknown user costs the same verification as a known
+  one, and every failure gets the same answer.
+- A login creates a new server-side session (a fresh random token in an HttpOnly,
+  SameSite=Strict cookie, Secure when configured; only its hash is stored), so a
+  session id fixed before login is worthless; any session the browser held is ended.
+- Every write needs the CSRF token given at login in ``X-CSRF-Token`` (an HMAC of the
+  session token, compared in constant time).
+- Five failures in a row lock the account for a while (its sessions end); attempts
+  from one address are rate-limited too. Logins, failures and logouts are audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache, wraps
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from bot.bodies import decode_json_object, require_string
+from bot.domain import StaffMember
+from bot.errors import Forbidden, TooManyRequests, Unauthorized
+from bot.storage.models import utcnow
+from bot.storage.passwords import hash_password, verify_password
+from bot.storage.repository import StaffStore, Store
+
+SESSION_COOKIE = "dh_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOGIN_BODY_BYTES = 4096
+BAD_LOGIN = "Sai tên đăng nhập hoặc mật khẩu."
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this when the user does not exist takes as long as a real
+    check, so the answer time does not tell which usernames exist."""
+    return hash_password(secrets.token_urlsafe(24))
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    csrf_secret: bytes
+    cookie_secure: bool = False
+    session_lifetime: timedelta = timedelta(hours=12)
+    idle_timeout: timedelta = timedelta(hours=2)
+    lock_after_failures: int = 5
+    lock_for: timedelta = timedelta(minutes=15)
+    attempts_per_window: int = 10
+    window_seconds: int = 300
+
+
+@dataclass
+class LoginLimiter:
+    """At most ``limit`` login attempts per address in a sliding window (per worker;
+    the account lockout, kept in the database, holds across workers)."""
+
+    limit: int
+    window_seconds: int
+    _attempts: dict[str, deque[float]] = field(default_factory=dict)
+
+    def check(self, key: str) -> None:
+        now = time.monotonic()
+        attempts = self._attempts.setdefault(key, deque())
+        while attempts and attempts[0] <= now - self.window_seconds:
+            attempts.popleft()
+        if len(attempts) >= self.limit:
+            retry = int(attempts[0] + self.window_seconds - now) + 1
+            raise TooManyRequests("Đăng nhập sai quá nhiều lần. Hãy thử lại sau.", retry)
+        attempts.append(now)
+        if len(self._attempts) > 10_000:  # forget idle addresses rather than grow for ever
+            for stale in [k for k, v in self._attempts.items() if not v][:5_000]:
+                del self._attempts[stale]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def csrf_token(secret: bytes, session_token: str) -> str:
+    return hmac.new(secret, b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()
+
+
+StaffGetter = Callable[[Request], StaffStore]
+StoreGetter = Callable[[Request], Store]
+
+
+async def authenticate(request: Request, staff: StaffStore, settings: AuthSettings) -> StaffMember:
+    """The member of the request's session; writes also need the CSRF token."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthorized("Cần đăng nhập.")
+    member = await staff.get_session_member(token_hash(token), idle_timeout=settings.idle_timeout)
+    if member is None:
+        raise Unauthorized("Phiên đăng nhập đã hết hạn. Hãy đăng nhập lại.")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent, csrf_token(settings.csrf_secret, token)):
+            raise Forbidden("Thiếu hoặc sai mã CSRF.")
+    return member
+
+
+Handler = Callable[..., Awaitable[HTTPResponse]]
+
+
+def requires(
+    staff: StaffGetter, settings: AuthSettings, *roles: str
+) -> Callable[[Handler], Handler]:
+    """A route for logged-in staff with one of ``roles`` (any role when none given);
+    the member is passed to the handler as ``member``."""
+
+    def decorate(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def guarded(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            member = await authenticate(request, staff(request), settings)
+            if roles and member.role not in roles:
+                raise Forbidden("Bạn không có quyền làm việc này.")
+            return await handler(request, *args, member=member, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def create_blueprint(staff: StaffGetter, store: StoreGetter, settings: AuthSettings) -> Blueprint:
+    bp = Blueprint("api_auth", url_prefix="/api/v1")
+    limiter = LoginLimiter(settings.attempts_per_window, settings.window_seconds)
+
+    @bp.post("/auth/login")
+    async def login(request: Request) -> HTTPResponse:
+        limiter.check(request.remote_addr or request.ip or "unknown")
+        data = decode_json_object(request.body, max_bytes=LOGIN_BODY_BYTES)
+        username = require_string(data, "username", max_chars=64, allow_empty=False)
+        password = require_string(data, "password", max_chars=256, allow_empty=False)
+        member = await _check_credentials(staff(request), store(request), username, password)
+        old = request.cookies.get(SESSION_COOKIE)
+        if old:  # never carry a session id over a login
+            await staff(request).do_delete_session(token_hash(old))
+        token = secrets.token_urlsafe(32)
+        await staff(request).do_create_session(
+            member.id, token_hash(token), utcnow() + settings.session_lifetime
+        )
+        await store(request).do_append_audit("login", actor_id=member.id)
+        response = json(
+            {
+                "csrf_token": csrf_token(settings.csrf_secret, token),
+                "user": {"id": member.id, "username": member.username, "role": member.role},
+            },
+            ensure_ascii=False,
+        )
+        _set_session_cookie(response, token, settings)
+        return response
+
+    async def _check_credentials(
+        staff_store: StaffStore, audit: Store, username: str, password: str
+    ) -> StaffMember:
+        record = await staff_store.get_login(username)
+        if record is None:
+            verify_password(_dummy_hash(), password)
+            raise Unauthorized(BAD_LOGIN)
+        if record.locked_until is not None and record.locked_until > utcnow():
+            verify_password(_dummy_hash(), password)
+            await audit.do_append_audit("login_refused_locked", actor_id=record.staff.id)
+            raise Unauthorized(BAD_LOGIN + " Tài khoản có thể đang tạm khóa; hãy thử lại sau.")
+        if not verify_password(record.password_hash, password) or not record.active:
+            locked = await staff_store.do_record_login_failure(
+                record.staff.id,
+                lock_after=settings.lock_after_failures,
+                lock_for=settings.lock_for,
+            )
+            await audit.do_append_audit(
+                "login_failed", actor_id=record.staff.id, detail={"locked": locked}
+            )
+            raise Unauthorized(BAD_LOGIN)
+        await staff_store.do_record_login_success(record.staff.id)
+        return record.staff
+
+    @bp.post("/auth/logout")
+    @requires(staff, settings)
+    async def logout(request: Request, member: StaffMember) -> HTTPResponse:
+        await staff(request).do_delete_session(
+            token_hash(str(request.cookies.get(SESSION_COOKIE) or ""))
+        )
+        await store(request).do_append_audit("logout", actor_id=member.id)
+        response = json({"ok": True})
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @bp.get("/me")
+    @requires(staff, settings)
+    async def me(_request: Request, member: StaffMember) -> HTTPResponse:
+        return json(
+            {"id": member.id, "username": member.username, "role": member.role},
+            ensure_ascii=False,
+        )
+
+    return bp
+
+
+def _set_session_cookie(response: HTTPResponse, token: str, settings: AuthSettings) -> None:
+    response.add_cookie(
+        SESSION_COOKIE,
+        token,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=settings.cookie_secure,
+        max_age=int(settings.session_lifetime.total_seconds()),
+    )
