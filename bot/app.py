@@ -45,7 +45,7 @@ from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, ping, session_factory
 from bot.storage.migrate import current_revision, head_revision
 from bot.storage.repository import StaffStore, Store
-from bot.web import auth, health, pages, parse
+from bot.web import auth, health, openapi, pages, parse
 from bot.web.errors import register_error_handlers
 
 logger = logging.getLogger("donghanh.app")
@@ -294,5 +294,6 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
     app.blueprint(parse.create_blueprint(_interpreter, settings.request_max_bytes))
     app.blueprint(pages.create_blueprint())
     app.blueprint(auth.create_blueprint(_staff, _store, auth_settings(settings)))
+    app.blueprint(openapi.create_blueprint())
     app.static("/static", Path(__file__).parent / "web" / "static", name="static")
     return app

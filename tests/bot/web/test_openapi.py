@@ -1,0 +1,68 @@
+"""The OpenAPI document lists exactly the API the app serves, and every route but the
+login is closed to anyone without a session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from conftest import LiveServer
+
+from bot.app import create_app
+from bot.config import Settings
+from bot.web.openapi import CSRF, DOCUMENT
+
+
+def served_api_routes(settings: Settings) -> set[tuple[str, str]]:
+    app = create_app(settings)
+    app.router.finalize()
+    return {
+        (f"/{route.path}", method.lower())
+        for route in app.router.routes
+        if route.path.startswith("api/v1/") and route.path != "api/v1/openapi.json"
+        for method in route.methods
+        if method not in ("HEAD", "OPTIONS")
+    }
+
+
+def documented_routes() -> set[tuple[str, str]]:
+    return {(path, method) for path, item in DOCUMENT["paths"].items() for method in item}
+
+
+def test_the_document_matches_the_routes(settings: Settings) -> None:
+    assert documented_routes() == served_api_routes(settings)
+
+
+def test_the_document_is_well_formed() -> None:
+    assert DOCUMENT["openapi"].startswith("3.1")
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            assert operation["summary"], (path, method)
+            assert "200" in operation["responses"], (path, method)
+            assert "security" in operation, (path, method)
+            if method != "get" and operation["security"]:  # writes need the CSRF header
+                assert CSRF in operation.get("parameters", []), (path, method)
+
+
+@pytest.fixture(scope="module")
+def http(module_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=module_server.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.mark.slow
+def test_the_document_is_served(http: httpx.Client) -> None:
+    response = http.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.json() == DOCUMENT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "method"),
+    sorted(r for r in documented_routes() if r != ("/api/v1/auth/login", "post")),
+)
+def test_no_route_works_without_a_session(http: httpx.Client, path: str, method: str) -> None:
+    response = http.request(method.upper(), path, json={})
+    assert response.status_code == 401, (path, method, response.text)
