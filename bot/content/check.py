@@ -3,9 +3,9 @@ reaches people.
 
 It fails on: an FAQ answer without a source or a review date; an answer or follow-up
 over its length limit; a phone number that is neither in the services directory nor a
-fact-base number; the retired hotline 1800 1567 anywhere; a topic with no NLU examples;
-an NLU FAQ topic with no answer; a button to nothing the bot understands; and any
-problem in the services directory. ``check_*`` functions only read and report.
+fact-base number; the retired anti-trafficking hotline (now 111) anywhere; a topic
+with no NLU examples; an NLU FAQ topic with no answer; a button to nothing the bot
+understands; and any problem in the services directory. ``check_*`` functions only read and report.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from bot.content.faq import (
 )
 from bot.errors import DataFormatError
 
-RETIRED_NUMBERS = ("18001567",)
+RETIRED_NUMBERS = ("18001567",)  # the only place the retired number may appear: to catch it
+RETIRED_MESSAGE = "the retired anti-trafficking hotline number (merged into 111)"
 FAQ_FIELDS = frozenset({"key", "title", "answer", "more", "sources", "reviewed", "buttons"})
 _LONG_NUMBER = re.compile(r"(?<![\w+])\+?\d[\d .\-]{5,}\d(?!\w)")
 _THOUSANDS = re.compile(r"^\d{1,3}([.,]\d{3})+$")
@@ -100,7 +101,7 @@ def check_text(path: Path, where: str, text: str, known_phones: set[str] | None)
     itself is broken: its problems are reported instead)."""
     problems = []
     if mentions_retired_number(text):
-        problems.append(Problem(path, f"{where}: the retired number 1800 1567 (now 111)"))
+        problems.append(Problem(path, f"{where}: {RETIRED_MESSAGE}"))
     if known_phones is None:
         return problems
     for number in phone_numbers(text):

@@ -42,7 +42,7 @@ NLU_DIR = REPO / "data" / "nlu"
 RESPONSES = REPO / "data" / "responses.yml"
 DIRECTORY_ROOT = REPO / "services_directory"
 BROKEN = "deposit"  # the FAQ file most cases break: 2 buttons, room left under the limits
-RETIRED_MESSAGE = "the retired number 1800 1567 (now 111)"
+RETIRED_MESSAGE = "the retired anti-trafficking hotline number (merged into 111)"
 
 Raw = dict[str, Any]
 
