@@ -23,6 +23,7 @@ from sanic.response import HTTPResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.channels.callback import handler as callback_channel
 from bot.channels.rest import handler as rest_channel
 from bot.channels.terminal.chat import run_terminal_chat
 from bot.channels.webchat import handler as webchat_channel
@@ -256,7 +257,12 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
 
     @app.before_server_start
     async def open_resources(app: Sanic[Any, Any]) -> None:
-        app.ctx.services = await open_services(settings, {webchat_channel.CHANNEL: sessions})
+        senders: dict[str, Sender] = {webchat_channel.CHANNEL: sessions}
+        if settings.callback_url:
+            senders[callback_channel.CHANNEL] = callback_channel.CallbackSender(
+                settings.callback_url
+            )
+        app.ctx.services = await open_services(settings, senders)
 
     @app.after_server_start
     async def start_background_work(app: Sanic[Any, Any]) -> None:
@@ -290,6 +296,10 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
     register_error_handlers(app)
     app.blueprint(rest_channel.create_blueprint(_turns, settings.request_max_bytes))
     app.blueprint(webchat_channel.create_blueprint(_turns, sessions))
+    if settings.callback_url:
+        app.blueprint(callback_channel.create_blueprint(_turns, settings.request_max_bytes))
+    else:
+        logger.info("callback channel off", extra={"event": "channel_off", "channel": "callback"})
     app.blueprint(health.create_blueprint(_ping, _model_info))
     app.blueprint(parse.create_blueprint(_interpreter, settings.request_max_bytes))
     app.blueprint(pages.create_blueprint())

@@ -49,6 +49,7 @@ class Settings:
     login_attempts_per_window: int = 10  # per address, every 5 minutes, per worker
     login_lock_after_failures: int = 5  # failures in a row that lock an account
     login_lock_minutes: int = 15
+    callback_url: str = ""  # where the callback channel POSTs replies; empty: not mounted
     action_endpoint: str = ""  # a Rasa action server's /webhook; empty: run actions in process
 
     @property

@@ -1,0 +1,1 @@
+"""Rasa's callback channel."""

@@ -1,0 +1,146 @@
+"""Rasa's callback channel against a real server: the webhook answers "success" at once
+and every reply reaches the callback URL (a recording server on loopback), retried when
+that server fails, delivered once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from conftest import REPO, LiveServer, free_port, make_settings
+
+pytestmark = pytest.mark.slow
+
+GREETING = yaml.safe_load((REPO / "data" / "responses.yml").read_text(encoding="utf-8"))[
+    "responses"
+]["utter_greet"][0]["text"]
+
+
+class Recorder:
+    """A callback server: records each JSON body; answers 503 to the first ``fail`` posts."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.fail = 0
+        self.calls = 0
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = json.loads(self.rfile.read(length))
+                recorder.calls += 1
+                if recorder.fail > 0:
+                    recorder.fail -= 1
+                    self.send_response(503)
+                else:
+                    recorder.bodies.append(body)
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/callback"
+
+    def wait_for(self, sender: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mine = [b for b in self.bodies if b["recipient_id"] == sender]
+            if len(mine) >= count:
+                return mine
+            time.sleep(0.05)
+        raise AssertionError(f"{sender} got {self.bodies} within {timeout} s")
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Iterator[Recorder]:
+    recording = Recorder()
+    yield recording
+    recording.close()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    model_dir: Path,
+    module_database_url: str,
+    recorder: Recorder,
+) -> Iterator[LiveServer]:
+    settings = make_settings(tmp_path_factory.mktemp("callback"), module_database_url, model_dir)
+    env = {"DONGHANH_CALLBACK_URL": recorder.url, "DONGHANH_OUTBOX_RETRY_BASE_SECONDS": "0.05"}
+    live = LiveServer(settings, env).start()
+    yield live
+    live.stop()
+
+
+def post(server: LiveServer, body: Any) -> httpx.Response:
+    return httpx.post(f"{server.base_url}/webhooks/callback/webhook", json=body, timeout=30)
+
+
+def test_the_reply_is_posted_to_the_callback_url(server: LiveServer, recorder: Recorder) -> None:
+    sender = f"cb-{uuid.uuid4().hex}"
+    response = post(server, {"sender": sender, "message": "xin chào"})
+    assert response.status_code == 200
+    assert response.text == "success"
+    (body,) = recorder.wait_for(sender, 1)
+    assert body["recipient_id"] == sender
+    assert body["text"] == GREETING.strip()
+    assert {b["payload"] for b in body["buttons"]} == {"/emergency", "/request_counsellor"}
+
+
+def test_a_failing_callback_server_gets_the_reply_later_once(
+    server: LiveServer, recorder: Recorder
+) -> None:
+    sender = f"cb-{uuid.uuid4().hex}"
+    recorder.fail = 2
+    calls_before = recorder.calls
+    assert post(server, {"sender": sender, "message": "/emergency"}).text == "success"
+    (body,) = recorder.wait_for(sender, 1)
+    assert "113" in body["text"] and "111" in body["text"]
+    assert recorder.calls - calls_before >= 3  # two refusals, then the delivery
+    time.sleep(0.5)
+    assert len([b for b in recorder.bodies if b["recipient_id"] == sender]) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"sender": ""}, {"sender": "x"}, {"sender": 5, "message": "hi"}, ["x"]],
+)
+def test_bad_bodies_are_clear_errors_and_nothing_is_sent(
+    server: LiveServer, recorder: Recorder, body: Any
+) -> None:
+    before = len(recorder.bodies)
+    response = post(server, body)
+    assert response.status_code == 400
+    assert "error" in response.json()
+    time.sleep(0.2)
+    assert len(recorder.bodies) == before
+
+
+def test_without_a_callback_url_the_channel_is_not_mounted(module_server: LiveServer) -> None:
+    response = httpx.post(
+        f"{module_server.base_url}/webhooks/callback/webhook",
+        json={"sender": "a", "message": "b"},
+        timeout=30,
+    )
+    assert response.status_code == 404
