@@ -170,6 +170,11 @@ async def close_services(services: Services) -> None:
     for task in services.tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    for closeable in (*services.dispatcher.senders.values(), services.turns.policy.actions):
+        close = getattr(closeable, "close", None)  # HTTP clients of senders and actions
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
     await services.database.dispose()
 
 
