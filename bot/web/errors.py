@@ -31,32 +31,32 @@ def _error(status: int, message: str) -> HTTPResponse:
     return json({"error": message, "status": status}, status=status, ensure_ascii=False)
 
 
+# What the sender has to fix, and the status that says so; the message is the error's own.
+CLIENT_ERRORS: tuple[tuple[type[Exception], int], ...] = (
+    (PayloadTooLarge, 413),
+    (BadInput, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+)
+
+
+def _client_error_handler(status: int) -> Any:
+    async def handle(_request: Request, exc: Exception) -> HTTPResponse:
+        return _error(status, str(exc))
+
+    return handle
+
+
 def register_error_handlers(app: Sanic[Any, Any]) -> None:
-    @app.exception(PayloadTooLarge)
-    async def too_large(_request: Request, exc: PayloadTooLarge) -> HTTPResponse:
-        return _error(413, str(exc))
-
-    @app.exception(BadInput)
-    async def bad_input(_request: Request, exc: BadInput) -> HTTPResponse:
-        return _error(400, str(exc))
-
-    @app.exception(Unauthorized)
-    async def unauthorized(_request: Request, exc: Unauthorized) -> HTTPResponse:
-        return _error(401, str(exc))
-
-    @app.exception(Forbidden)
-    async def forbidden(_request: Request, exc: Forbidden) -> HTTPResponse:
-        return _error(403, str(exc))
+    for error_type, status in CLIENT_ERRORS:
+        app.exception(error_type)(_client_error_handler(status))
 
     @app.exception(TooManyRequests)
     async def too_many(_request: Request, exc: TooManyRequests) -> HTTPResponse:
         response = _error(429, str(exc))
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response
-
-    @app.exception(NotFound)
-    async def not_found(_request: Request, exc: NotFound) -> HTTPResponse:
-        return _error(404, str(exc))
 
     @app.exception(Unavailable, OperationalError, DBAPIError, ConnectionError, OSError)
     async def unavailable(request: Request, exc: Exception) -> HTTPResponse:
