@@ -51,6 +51,11 @@ class Settings:
     login_lock_minutes: int = 15
     callback_url: str = ""  # where the callback channel POSTs replies; empty: not mounted
     action_endpoint: str = ""  # a Rasa action server's /webhook; empty: run actions in process
+    # when counsellors are on duty, Vietnam time ("mon-fri 08:00-20:00; sat 08:00-12:00")
+    service_hours: str = "mon-sun 07:30-21:30"
+    handoff_update_minutes: float = 10.0  # tell a waiting person after this long
+    handoff_max_updates: int = 2  # at most this many "still waiting" messages per request
+    facebook_human_agent: bool = False  # Messenger's HUMAN_AGENT tag is approved for the page
 
     @property
     def model_dir(self) -> Path:
@@ -75,6 +80,10 @@ class Settings:
     @property
     def faq_dir(self) -> Path:
         return self.data_dir / "faq"
+
+    @property
+    def canned_replies_file(self) -> Path:
+        return self.data_dir / "canned_replies.yml"
 
     @property
     def responses_file(self) -> Path:
@@ -127,6 +136,9 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "login_attempts_per_window": int,
     "login_lock_after_failures": int,
     "login_lock_minutes": int,
+    "handoff_update_minutes": float,
+    "handoff_max_updates": int,
+    "facebook_human_agent": lambda raw: _parse_bool(raw),
 }
 
 

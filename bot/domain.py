@@ -38,6 +38,24 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class Priority(enum.StrEnum):
+    """How soon a waiting conversation needs a counsellor (most urgent first)."""
+
+    DANGER = "danger"
+    MANY_SIGNS = "many_signs"
+    NORMAL = "normal"
+
+
+PRIORITY_RANK = {Priority.DANGER: 0, Priority.MANY_SIGNS: 1, Priority.NORMAL: 2}
+
+
+class Consent(enum.StrEnum):
+    """What a person let the counsellor see: everything, or only from the handoff on."""
+
+    FULL = "full"
+    FROM_NOW = "from_now"
+
+
 class StaffRole(enum.StrEnum):
     ADMIN = "admin"
     EDITOR = "editor"
@@ -193,6 +211,18 @@ class FaqEntry:
     reviewed: date
     more: str | None = None
     buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class HandoffChange:
+    """What a turn does to the conversation's handoff: ``queue`` it (with the consent
+    given), ``cancel`` the request, ``escalate`` its priority, or keep a call-back
+    ``phone``/``when`` (both stored encrypted, deleted at close)."""
+
+    kind: str
+    consent: Consent | None = None
+    priority: Priority | None = None
+    value: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ class NotFound(DonghanhError):
     """The thing asked for does not exist (maps to HTTP 404)."""
 
 
+class Conflict(DonghanhError):
+    """The request is valid but the thing is not in a state that allows it (HTTP 409):
+    someone else took the conversation first, or it ended."""
+
+
 class Unauthorized(DonghanhError):
     """No valid staff session, or wrong credentials (maps to HTTP 401)."""
 

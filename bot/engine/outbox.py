@@ -58,10 +58,25 @@ class OutboxDispatcher:
             self._wake.clear()
 
     async def drain(self) -> int:
-        """Send every due item once; returns how many were delivered."""
+        """Send every due item once; returns how many were delivered. People are served
+        concurrently; one person's replies go one after another, in order."""
         deliveries = await self.store.do_claim_due_deliveries(list(self.senders))
-        results = await asyncio.gather(*(self._deliver(d) for d in deliveries))
+        by_person: dict[tuple[str, str], list[Delivery]] = {}
+        for delivery in deliveries:
+            by_person.setdefault((delivery.channel, delivery.pseudonym), []).append(delivery)
+        results = await asyncio.gather(*(self._deliver_in_order(d) for d in by_person.values()))
         return sum(results)
+
+    async def _deliver_in_order(self, deliveries: list[Delivery]) -> int:
+        """Stop at the first failure: the replies after it wait for it (same due time,
+        and claims come in outbox order), so the person never reads them out of order."""
+        for index, delivery in enumerate(deliveries):
+            if not await self._deliver(delivery):
+                retry_at = await self.store.get_next_attempt_at(delivery.outbox_id)
+                for later in deliveries[index + 1 :]:
+                    await self.store.do_defer(later.outbox_id, retry_at or utcnow())
+                return index
+        return len(deliveries)
 
     async def _deliver(self, delivery: Delivery) -> bool:
         sender = self.senders[delivery.channel]

@@ -4,11 +4,13 @@ The order is fixed and is the service's safety contract:
 
 1. danger now (the emergency intent, or a danger cue said in the present): 113 and 111
    at once, whatever flow was running (the flow ends);
-2. global commands: "dừng" ends any flow, "xóa dữ liệu" asks to confirm and erases;
-3. the active flow: the screening questionnaire, or a slot the bot asked for (the
-   province);
-4. the intent's action or response (FAQ topics go to ``action_answer_faq``;
-   ``start_screening`` starts the questionnaire), or the two-stage fallback;
+2. global commands: "dừng" ends any flow (and, while waiting for a counsellor with no
+   flow running, withdraws the request), "xóa dữ liệu" asks to confirm and erases;
+3. the active flow: the handoff questions (consent, call-back), the screening
+   questionnaire, or a slot the bot asked for (the province);
+4. asking for a person (consent first, see ``handoff.py``), then the intent's action or
+   response (FAQ topics go to ``action_answer_faq``; ``start_screening`` starts the
+   questionnaire), or the two-stage fallback;
 
 and, outside flows and danger, risk cues not yet acknowledged get one short message
 first (the right that applies, an offer to look at the situation or to talk to a
@@ -18,11 +20,12 @@ counsellor).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from bot.domain import Button, ParseResult, Reply
+from bot.domain import Button, ConversationState, HandoffChange, ParseResult, Priority, Reply
 from bot.engine.actions import ActionResult, tracker_state
+from bot.engine.handoff import DANGER_SEEN_SLOT, HandoffFlow, HandoffStep
 from bot.engine.responses import ResponseCatalog, fill
 from bot.engine.safety import ACKNOWLEDGED_SLOT, SafetyRules
 from bot.engine.screening import CUES_SEEN_SLOT, ScreeningFlow
@@ -42,6 +45,9 @@ DELETE_INTENT = "delete_my_data"
 DELETE_PENDING_SLOT = "delete_pending"
 START_SCREENING_INTENT = "start_screening"
 SCREENING_START = "screening_start"
+HELD_DANGER = "held_danger"  # a counsellor holds it, and the person seems in danger now
+HELD_SILENT = "held_silent"
+ERASURE_STEPS = frozenset({"utter_delete_confirm", "erase", "utter_delete_cancelled"})
 # A slot the bot asked for, and the action that takes the answer.
 FLOW_ACTIONS = {"province": "action_find_service"}
 # Intents that answer a question the bot asked, rather than change the subject.
@@ -62,6 +68,7 @@ class TurnContext:
     sender_id: str
     slots: dict[str, Any]
     text_was_cut: bool = False
+    state: ConversationState = ConversationState.BOT
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class Decision:
     slots: dict[str, Any]
     handled_by: str
     erase: bool = False  # erase everything stored about the person (after this reply)
+    handoff: HandoffChange | None = None
+    redact_inbound: str | None = None  # store this instead of the message's text
 
 
 class Policy:
@@ -80,11 +89,13 @@ class Policy:
         *,
         screening: ScreeningFlow | None = None,
         safety: SafetyRules | None = None,
+        handoff: HandoffFlow | None = None,
     ) -> None:
         self.responses = responses
         self.actions = actions
         self.screening = screening
         self.safety = safety
+        self.handoff = handoff
         required = {
             "utter_empty",
             "utter_emergency",
@@ -106,11 +117,25 @@ class Policy:
         if parse.cue_names:
             seen = sorted({*(slots.get(CUES_SEEN_SLOT) or ()), *parse.cue_names})
             slots[CUES_SEEN_SLOT] = seen
-        decision = await self._decide(parse, TurnContext(context.sender_id, slots))
-        decision = self._with_cue_acknowledgement(parse, slots, decision)
-        return Decision(
-            prefix + decision.replies, decision.slots, decision.handled_by, decision.erase
+        decision = await self._decide(
+            parse, TurnContext(context.sender_id, slots, state=context.state)
         )
+        decision = self._with_cue_acknowledgement(parse, slots, decision)
+        return replace(decision, replies=prefix + decision.replies)
+
+    async def decide_while_held(self, parse: ParseResult, context: TurnContext) -> Decision:
+        """A counsellor holds the conversation: the bot stays silent, except that danger
+        now still gets 113 and 111 at once, and "xóa dữ liệu" still works."""
+        slots = {**context.slots}
+        if parse.intent_name is not None and self._is_danger_now(parse):
+            emergency = self.responses.get("utter_emergency")  # no "find a person" button
+            return Decision([Reply(emergency.text)], {**slots, DANGER_SEEN_SLOT: True}, HELD_DANGER)
+        if parse.intent_name == DELETE_INTENT or slots.get(DELETE_PENDING_SLOT):
+            command = self._global_command(parse, slots, context.state)
+            if command is not None and command.handled_by in ERASURE_STEPS:
+                return command
+            slots.pop(DELETE_PENDING_SLOT, None)
+        return Decision([], slots, HELD_SILENT)
 
     async def _decide(self, parse: ParseResult, context: TurnContext) -> Decision:
         intent = parse.intent_name
@@ -118,9 +143,11 @@ class Policy:
         if intent is None:
             return self._utter("utter_empty", slots)
         if self._is_danger_now(parse):
-            return self._utter("utter_emergency", self._understood(self._without_flows(slots)))
+            return self._emergency(slots, context.state)
         command = (
-            None if _gives_requested_slot(parse, slots) else self._global_command(parse, slots)
+            None
+            if _gives_requested_slot(parse, slots)
+            else self._global_command(parse, slots, context.state)
         )
         if command is not None:
             return command
@@ -128,6 +155,9 @@ class Policy:
         if flow is not None:
             return flow
         slots = self._without_flows(slots)
+        if self.handoff is not None and self.handoff.wants_handoff(parse):
+            handoff = await self.handoff.start(parse, self._understood(slots), context.state)
+            return self._handoff_decision(handoff)
         if intent == START_SCREENING_INTENT and self.screening is not None:
             step = self.screening.start(self._understood(slots))
             return Decision(step.replies, step.slots, SCREENING_START)
@@ -147,7 +177,26 @@ class Policy:
             return self.safety.is_danger_now(parse)
         return parse.intent_name == EMERGENCY_INTENT
 
-    def _global_command(self, parse: ParseResult, slots: dict[str, Any]) -> Decision | None:
+    def _emergency(self, slots: dict[str, Any], state: ConversationState) -> Decision:
+        kept = {**self._understood(self._without_flows(slots)), DANGER_SEEN_SLOT: True}
+        decision = self._utter("utter_emergency", kept)
+        if state is ConversationState.WAITING:  # the queue puts this person first now
+            return replace(decision, handoff=HandoffChange("escalate", priority=Priority.DANGER))
+        return decision
+
+    @staticmethod
+    def _handoff_decision(step: HandoffStep) -> Decision:
+        return Decision(
+            step.replies,
+            step.slots,
+            "handoff",
+            handoff=step.change,
+            redact_inbound=step.redact_inbound,
+        )
+
+    def _global_command(
+        self, parse: ParseResult, slots: dict[str, Any], state: ConversationState
+    ) -> Decision | None:
         """ "dừng" and "xóa dữ liệu" work whatever flow is running."""
         confirm = next((e.value for e in parse.entities if e.entity == "confirm"), None)
         pending = bool(slots.get(DELETE_PENDING_SLOT))
@@ -162,7 +211,12 @@ class Policy:
                 return self._utter("utter_delete_cancelled", cleared)
             slots.pop(DELETE_PENDING_SLOT, None)  # something else: the question lapses
         answering = self.screening is not None and self.screening.takes_as_answer(parse, slots)
+        handoff = self.handoff
+        if handoff is not None and parse.intent_name == "cancel_handoff":
+            return self._handoff_decision(handoff.cancel(self._without_flows(slots), state))
         if parse.intent_name == STOP_INTENT and not answering:
+            if handoff is not None and handoff.is_active(slots):
+                return self._handoff_decision(handoff.stop_step(slots, state))
             if self.screening is not None and self.screening.is_active(slots):
                 step = self.screening.stop(slots)
                 return Decision(
@@ -170,6 +224,8 @@ class Policy:
                     self._without_flows(step.slots, keep_screening=not step.done),
                     "stop",
                 )
+            if handoff is not None and handoff.cancels(parse, state):
+                return self._handoff_decision(handoff.cancel(self._without_flows(slots), state))
             return self._utter("utter_stop", self._without_flows(slots))
         return None
 
@@ -177,6 +233,11 @@ class Policy:
         self, parse: ParseResult, context: TurnContext
     ) -> Decision | None:
         slots = context.slots
+        if self.handoff is not None and self.handoff.is_active(slots):
+            handoff_step = await self.handoff.handle(parse, slots, context.state)
+            if handoff_step is not None:
+                return self._handoff_decision(handoff_step)
+            slots = {**slots, "handoff_step": None}  # the question lapses
         if self.screening is not None and self.screening.is_active(slots):
             step = self.screening.handle(parse, slots)
             if step is not None:
@@ -190,7 +251,7 @@ class Policy:
     def _without_flows(
         self, slots: dict[str, Any], *, keep_screening: bool = False
     ) -> dict[str, Any]:
-        cleared = {**slots, REQUESTED_SLOT: None}
+        cleared = {**slots, REQUESTED_SLOT: None, "handoff_step": None}
         if self.screening is not None and not keep_screening:
             cleared = self.screening.cancel(cleared)
         return cleared
@@ -202,7 +263,7 @@ class Policy:
         if (
             self.safety is None
             or decision.erase
-            or decision.handled_by in ("utter_emergency", "screening", "stop")
+            or decision.handled_by in ("utter_emergency", "screening", "stop", "handoff")
         ):
             return decision
         if not self.safety.is_about_someone(parse.text):
@@ -217,8 +278,10 @@ class Policy:
         replies = [reply, *decision.replies]
         if decision.handled_by == FALLBACK_ACTION:
             replies = [reply]  # the acknowledgement is the answer; no "say it again"
-        return Decision(
-            replies, {**decision.slots, ACKNOWLEDGED_SLOT: acknowledged}, decision.handled_by
+        return replace(
+            decision,
+            replies=replies,
+            slots={**decision.slots, ACKNOWLEDGED_SLOT: acknowledged},
         )
 
     @staticmethod

@@ -13,12 +13,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
-from bot.domain import InboundMessage, ParseResult
-from bot.engine.policy import Policy, TurnContext
+from bot.domain import AuthorKind, ConversationState, InboundMessage, ParseResult, Priority
+from bot.engine.events import EventHub, message_event
+from bot.engine.policy import HELD_DANGER, Decision, Policy, TurnContext
 from bot.engine.screening import RESULT_SLOT
 from bot.nlu.interpreter import Interpreter
-from bot.storage.repository import Store, StoredInbound, TurnInput, TurnOutcome
+from bot.storage.repository import RecordedReply, Store, StoredInbound, TurnInput, TurnOutcome
 
 logger = logging.getLogger("donghanh.engine")
 
@@ -54,6 +56,7 @@ class TurnEngine:
         max_message_chars: int,
         on_outbox: Callable[[], None] = lambda: None,
         fault_delay_seconds: float = 0.0,
+        events: EventHub | None = None,
     ) -> None:
         self.store = store
         self._interpreter = interpreter
@@ -62,6 +65,7 @@ class TurnEngine:
         self._on_outbox = on_outbox
         self._fault_delay = fault_delay_seconds
         self._locks = KeyedLocks()
+        self.events = events or EventHub()
 
     def notify_outbox(self) -> None:
         """Tell the outbox dispatcher there may be replies to send now."""
@@ -106,6 +110,8 @@ class TurnEngine:
             await asyncio.sleep(self._fault_delay)
         outcome = await self._run_turn(turn)
         outbox_ids = await self.store.do_record_turn(turn, outcome)
+        if outbox_ids or turn.state is not ConversationState.BOT or outcome.handoff:
+            self._tell_console(turn, outcome, outbox_ids)
         logger.info(
             "turn",
             extra={
@@ -121,11 +127,71 @@ class TurnEngine:
             self._on_outbox()
         return len(outbox_ids)
 
+    def _tell_console(
+        self, turn: TurnInput, outcome: TurnOutcome, replies: list[RecordedReply]
+    ) -> None:
+        """Live events: the queue changed, or a message in a held conversation (to its
+        counsellor only), or danger there, or the person erased their data."""
+        events = self.events
+        if outcome.handoff is not None and outcome.handoff.kind in ("queue", "cancel", "escalate"):
+            urgent = outcome.handoff.priority is Priority.DANGER
+            events.publish({"type": "queue", "urgent": urgent})
+        if outcome.erase and turn.state is not ConversationState.BOT:
+            events.publish({"type": "queue", "urgent": False})
+            events.publish(
+                {
+                    "type": "conversation",
+                    "conversation_id": turn.conversation_id,
+                    "state": "erased",
+                    "assigned_to": None,
+                }
+            )
+            return
+        holder = turn.assigned_staff_id
+        if turn.state is not ConversationState.COUNSELLOR or holder is None:
+            return
+        at = turn.received_at.isoformat() if turn.received_at else ""
+        events.publish(
+            message_event(
+                turn.conversation_id,
+                turn.message_id,
+                AuthorKind.USER.value,
+                outcome.redact_inbound or turn.text,
+                at,
+                None,
+            ),
+            to=holder,
+        )
+        for reply in replies:
+            events.publish(
+                message_event(
+                    turn.conversation_id,
+                    reply.message_id,
+                    AuthorKind.BOT.value,
+                    reply.text,
+                    reply.created_at.isoformat(),
+                    None,
+                ),
+                to=holder,
+            )
+        if outcome.intent_handled_by == HELD_DANGER:
+            events.publish(
+                {"type": "alert", "conversation_id": turn.conversation_id, "kind": "danger"},
+                to=holder,
+            )
+
+    async def _decide(self, turn: TurnInput, parse: ParseResult, text_was_cut: bool) -> Decision:
+        slots = dict(turn.context.get("slots", {}))
+        context = TurnContext(turn.pseudonym, slots, text_was_cut, turn.state)
+        if turn.state is ConversationState.COUNSELLOR:
+            return await self.policy.decide_while_held(parse, context)
+        return await self.policy.decide(parse, context)
+
     async def _run_turn(self, turn: TurnInput) -> TurnOutcome:
         text_was_cut = len(turn.text) > self.max_message_chars
         parse = self._parse(turn.text[: self.max_message_chars])
         slots = dict(turn.context.get("slots", {}))
-        decision = await self.policy.decide(parse, TurnContext(turn.pseudonym, slots, text_was_cut))
+        decision = await self._decide(turn, parse, text_was_cut)
         intent = parse.intent_name
         events = [
             (
@@ -143,6 +209,7 @@ class TurnEngine:
         if isinstance(result, dict) and result != slots.get(RESULT_SLOT):
             risk_level = str(result.get("level"))
             events.append(("screening_result", {"level": risk_level}))
+        events.extend(_handoff_events(decision))
         if decision.erase:
             events = [("erased", {})]
         return TurnOutcome(
@@ -152,6 +219,9 @@ class TurnEngine:
             events=events,
             erase=decision.erase,
             risk_level=None if decision.erase else risk_level,
+            handoff=None if decision.erase else decision.handoff,
+            redact_inbound=decision.redact_inbound,
+            intent_handled_by=decision.handled_by,
         )
 
     def _parse(self, text: str) -> ParseResult:
@@ -165,3 +235,20 @@ class TurnEngine:
         if pending:
             logger.info("recovered", extra={"event": "recovered", "count": len(pending)})
         return len(pending)
+
+
+def _handoff_events(decision: Decision) -> list[tuple[str, dict[str, Any]]]:
+    """What the conversation's event log keeps of a handoff step (for the numbers
+    admins see): never the call-back number or time themselves."""
+    change = decision.handoff
+    if decision.handled_by == HELD_DANGER:
+        return [("danger_while_held", {})]
+    if change is None:
+        return []
+    if change.kind == "queue":
+        consent = change.consent.value if change.consent else None
+        priority = change.priority.value if change.priority else None
+        return [("handoff_requested", {"consent": consent, "priority": priority})]
+    if change.kind in ("phone", "when"):
+        return [(f"callback_{change.kind}", {})]
+    return [(f"handoff_{change.kind}", {})]

@@ -88,8 +88,16 @@ class Contact(Base):
 
 
 class Conversation(Base):
+    """One conversation of a contact. Handoff columns: ``queued_at``/``priority`` while
+    it waits for a counsellor, ``consent`` (``full``/``from_now``) and
+    ``handoff_message_id`` (the history a counsellor may read starts after it when the
+    person shared nothing before), the call-back number (encrypted; gone at close)."""
+
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_contact_state", "contact_id", "state"),)
+    __table_args__ = (
+        Index("ix_conversations_contact_state", "contact_id", "state"),
+        Index("ix_conversations_queue", "state", "queued_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
@@ -102,6 +110,16 @@ class Conversation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column()
+    priority: Mapped[str | None] = mapped_column(String(16))
+    consent: Mapped[str | None] = mapped_column(String(16))
+    handoff_message_id: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime | None] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column()
+    waiting_updates: Mapped[int] = mapped_column(Integer, default=0)
+    last_update_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    callback_phone_enc: Mapped[str | None] = mapped_column(Text)
+    callback_when_enc: Mapped[str | None] = mapped_column(Text)
 
     contact: Mapped[Contact] = relationship(back_populates="conversations")
 
@@ -126,6 +144,7 @@ class Message(Base):
     platform_message_id: Mapped[str | None] = mapped_column(String(255))
     intent: Mapped[str | None] = mapped_column(String(128))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column()
 
@@ -177,6 +196,10 @@ class StaffUser(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # a counsellor takes conversations when they said so, or while their console is
+    # open (its event socket refreshes ``console_seen_at``)
+    available: Mapped[bool] = mapped_column(default=False)
+    console_seen_at: Mapped[datetime | None] = mapped_column()
 
 
 class AuditEntry(Base):
@@ -230,3 +253,28 @@ class StaffSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class CaseNote(Base):
+    """A counsellor's private note on a conversation (encrypted; staff only)."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    text_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CannedReply(Base):
+    """A ready-made counsellor reply that admins keep (public wording, in clear)."""
+
+    __tablename__ = "canned_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

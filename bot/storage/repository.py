@@ -23,6 +23,7 @@ from bot.domain import (
     Delivery,
     Direction,
     FaqEntry,
+    HandoffChange,
     InboundMessage,
     OutboxStatus,
     Reply,
@@ -32,6 +33,7 @@ from bot.storage.crypto import Vault, pseudonymise
 from bot.storage.models import (
     AnonymousCount,
     AuditEntry,
+    CaseNote,
     Contact,
     Conversation,
     ConversationEvent,
@@ -65,6 +67,8 @@ class TurnInput:
     state: ConversationState
     context: dict[str, Any]
     already_processed: bool
+    assigned_staff_id: int | None = None
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,59 @@ class TurnOutcome:
     events: Sequence[tuple[str, dict[str, Any]]] = ()
     erase: bool = False  # the person asked to erase their data: keep only these replies
     risk_level: str | None = None  # a new screening result, kept on the conversation
+    handoff: HandoffChange | None = None
+    redact_inbound: str | None = None  # kept instead of the message's text (a phone number)
+    intent_handled_by: str | None = None  # which part of the policy answered
+
+
+@dataclass(frozen=True)
+class RecordedReply:
+    outbox_id: int
+    message_id: int
+    text: str
+    created_at: datetime
+
+
+# what a conversation forgets when a handoff request ends without a counsellor
+HANDOFF_RESET: dict[str, Any] = {
+    "state": ConversationState.BOT.value,
+    "assigned_staff_id": None,
+    "priority": None,
+    "consent": None,
+    "handoff_message_id": None,
+    "queued_at": None,
+    "callback_phone_enc": None,
+    "callback_when_enc": None,
+}
+
+
+async def _apply_handoff(
+    session: AsyncSession, vault: Vault, turn: TurnInput, change: HandoffChange, now: datetime
+) -> None:
+    """Queue, withdraw or escalate the request, or keep call-back details, guarded by
+    the state so a counsellor's accept in between is never undone."""
+    this = update(Conversation).where(Conversation.id == turn.conversation_id)
+    waiting = Conversation.state == ConversationState.WAITING.value
+    if change.kind == "queue" and change.consent and change.priority:
+        await session.execute(
+            this.where(Conversation.state == ConversationState.BOT.value).values(
+                state=ConversationState.WAITING.value,
+                consent=change.consent.value,
+                priority=change.priority.value,
+                queued_at=now,
+                handoff_message_id=turn.message_id,
+                waiting_updates=0,
+                last_update_at=None,
+                assigned_staff_id=None,
+            )
+        )
+    elif change.kind == "cancel":
+        await session.execute(this.where(waiting).values(**HANDOFF_RESET))
+    elif change.kind == "escalate" and change.priority:
+        await session.execute(this.where(waiting).values(priority=change.priority.value))
+    elif change.kind in ("phone", "when") and change.value:
+        column = "callback_phone_enc" if change.kind == "phone" else "callback_when_enc"
+        await session.execute(this.values({column: vault.encrypt(change.value)}))
 
 
 def _claimable_now() -> Any:
@@ -239,12 +296,15 @@ class Store:
                 state=ConversationState(conversation.state),
                 context=context,
                 already_processed=message.processed_at is not None,
+                assigned_staff_id=conversation.assigned_staff_id,
+                received_at=message.created_at,
             )
 
-    async def do_record_turn(self, turn: TurnInput, outcome: TurnOutcome) -> list[int]:
-        """Store the replies in the outbox and mark the message answered, atomically.
+    async def do_record_turn(self, turn: TurnInput, outcome: TurnOutcome) -> list[RecordedReply]:
+        """Store the replies in the outbox and mark the message answered, atomically,
+        with what the turn changed in the conversation (context, handoff, risk level).
 
-        Returns the new outbox ids. If the process dies before this commits, the inbound
+        Returns the recorded replies. If the process dies before this commits, the inbound
         message is still unprocessed and is answered after restart; if after, the
         replies are in the outbox. Either way it is answered exactly once.
         """
@@ -253,7 +313,15 @@ class Store:
             marked = await session.execute(
                 update(Message)
                 .where(Message.id == turn.message_id, Message.processed_at.is_(None))
-                .values(processed_at=now, intent=outcome.intent)
+                .values(
+                    processed_at=now,
+                    intent=outcome.intent,
+                    **(
+                        {"text_enc": self.vault.encrypt(outcome.redact_inbound)}
+                        if outcome.redact_inbound
+                        else {}
+                    ),
+                )
             )
             if marked.rowcount != 1:  # type: ignore[attr-defined]
                 await session.rollback()
@@ -277,12 +345,17 @@ class Store:
                     **({"risk_level": outcome.risk_level} if outcome.risk_level else {}),
                 )
             )
+            if outcome.handoff is not None:
+                await _apply_handoff(session, self.vault, turn, outcome.handoff, now)
             if outcome.erase:
                 await self._erase_contact_data(
                     session, turn, keep=[row.message_id for row in outbox_rows], now=now
                 )
             await session.commit()
-            return [row.id for row in outbox_rows]
+            return [
+                RecordedReply(row.id, row.message_id, reply.text, now)
+                for row, reply in zip(outbox_rows, outcome.replies, strict=True)
+            ]
 
     async def _erase_contact_data(
         self, session: AsyncSession, turn: TurnInput, *, keep: list[int], now: datetime
@@ -326,7 +399,10 @@ class Store:
         await session.execute(
             update(Conversation)
             .where(Conversation.id == turn.conversation_id)
-            .values(context_enc=None, risk_level=None)
+            .values(context_enc=None, risk_level=None, **HANDOFF_RESET)
+        )
+        await session.execute(
+            delete(CaseNote).where(CaseNote.conversation_id == turn.conversation_id)
         )
         await session.execute(
             update(Contact).where(Contact.id == turn.contact_id).values(erase_requested_at=now)
@@ -522,6 +598,12 @@ class Store:
                 .values(next_attempt_at=utcnow())
             )
             await session.commit()
+
+    async def get_next_attempt_at(self, outbox_id: int) -> datetime | None:
+        async with self.sessions() as session:
+            return await session.scalar(
+                select(OutboxItem.next_attempt_at).where(OutboxItem.id == outbox_id)
+            )
 
     async def do_mark_sent(self, outbox_id: int) -> None:
         await self._update_outbox(

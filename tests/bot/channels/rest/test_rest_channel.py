@@ -106,7 +106,7 @@ def test_a_button_payload_sent_back_is_understood(client: httpx.Client) -> None:
 
     replies = say(client, sender, payload)
 
-    assert texts(replies) == [RESPONSES["utter_request_counsellor"]]
+    assert texts(replies) == [RESPONSES["utter_handoff_consent"]]
     assert "111" in replies[0]["text"]
 
 
@@ -385,7 +385,7 @@ _SCRIPTS: list[list[tuple[str, str]]] = [
      (GIBBERISH, "utter_fallback_handoff")],
     [(GIBBERISH, "utter_rephrase"), ("/emergency", "utter_emergency"),
      (GIBBERISH, "utter_rephrase")],
-    [("/request_counsellor", "utter_request_counsellor"), (GIBBERISH, "utter_rephrase"),
+    [("/request_counsellor", "utter_handoff_consent"), (GIBBERISH, "utter_rephrase"),
      ("/goodbye", "utter_goodbye")],
 ]  # fmt: skip
 
@@ -425,7 +425,7 @@ async def test_concurrent_messages_from_one_sender_each_get_their_own_reply(
     payloads = {
         "/greet": RESPONSES["utter_greet"],
         "/emergency": RESPONSES["utter_emergency"],
-        "/request_counsellor": RESPONSES["utter_request_counsellor"],
+        "/request_counsellor": RESPONSES["utter_handoff_consent"],
     }
     senders = [new_sender(f"same{i}") for i in range(10)]
     limits = httpx.Limits(max_connections=40)
