@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -29,8 +30,13 @@ from bot.channels.terminal.chat import run_terminal_chat
 from bot.channels.webchat import handler as webchat_channel
 from bot.config import Settings
 from bot.content.faq import faq_metadata, faq_responses
+from bot.datafiles import read_yaml
 from bot.domain import FaqEntry
 from bot.engine.actions import InProcessActionRunner, RemoteActionRunner
+from bot.engine.desk import CounsellorDesk
+from bot.engine.events import EventHub
+from bot.engine.handoff import BUTTON_INTENTS as HANDOFF_BUTTON_INTENTS
+from bot.engine.handoff import AvailabilityCheck, HandoffFlow, ServiceHours
 from bot.engine.outbox import OutboxDispatcher, Sender
 from bot.engine.policy import Policy
 from bot.engine.responses import ResponseCatalog
@@ -42,11 +48,12 @@ from bot.logs import configure_logging
 from bot.nlu.cues import CUE_NAMES
 from bot.nlu.interpreter import ClassifierInterpreter
 from bot.nlu.training import load_interpreter
+from bot.storage.cases import CaseStore
 from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, ping, session_factory
 from bot.storage.migrate import current_revision, head_revision
 from bot.storage.repository import StaffStore, Store
-from bot.web import auth, health, openapi, pages, parse
+from bot.web import auth, console, health, openapi, pages, parse
 from bot.web.errors import register_error_handlers
 
 logger = logging.getLogger("donghanh.app")
@@ -84,6 +91,8 @@ class Services:
     turns: TurnEngine
     dispatcher: OutboxDispatcher
     database: AsyncEngine
+    cases: CaseStore
+    desk: CounsellorDesk
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -96,12 +105,18 @@ async def check_schema_is_current(database: Any) -> None:
         )
 
 
-def build_policy(settings: Settings, faq: list[FaqEntry]) -> Policy:
-    """The policy over the fixed responses and the published FAQ answers; actions run
-    in process, or on the Rasa action server at ``action_endpoint``."""
-    catalog = ResponseCatalog.from_file(settings.responses_file).with_extra(
+def build_catalog(settings: Settings, faq: list[FaqEntry]) -> ResponseCatalog:
+    """The fixed responses and the published FAQ answers."""
+    return ResponseCatalog.from_file(settings.responses_file).with_extra(
         faq_responses(faq), faq_metadata(faq)
     )
+
+
+def build_policy(
+    settings: Settings, catalog: ResponseCatalog, availability: AvailabilityCheck
+) -> Policy:
+    """The policy over the catalogue; actions run in process, or on the Rasa action
+    server at ``action_endpoint``; ``availability`` says who can take a handoff."""
     domain = {"responses": catalog.as_rasa_domain()}
     local = InProcessActionRunner(domain=domain)
     runner: InProcessActionRunner | RemoteActionRunner = local
@@ -109,7 +124,8 @@ def build_policy(settings: Settings, faq: list[FaqEntry]) -> Policy:
         runner = RemoteActionRunner(settings.action_endpoint, domain, local.names)
     screening = ScreeningFlow(load_questionnaire(settings.questionnaire_file, frozenset(CUE_NAMES)))
     safety = load_safety_rules(settings.safety_file)
-    return Policy(catalog, runner, screening=screening, safety=safety)
+    handoff = HandoffFlow(catalog, availability)
+    return Policy(catalog, runner, screening=screening, safety=safety, handoff=handoff)
 
 
 async def faq_for_service(settings: Settings, store: Store) -> list[FaqEntry]:
@@ -132,17 +148,17 @@ async def faq_for_service(settings: Settings, store: Store) -> list[FaqEntry]:
 
 async def open_services(settings: Settings, senders: dict[str, Sender] | None = None) -> Services:
     settings.require_secrets()
+    hours = ServiceHours.parse(settings.service_hours)
     database = create_engine(settings.database_url)
     await check_schema_is_current(database)
-    store = Store(
-        session_factory(database), Vault(settings.encryption_keys), settings.pseudonym_secret
-    )
+    vault = Vault(settings.encryption_keys)
+    store = Store(session_factory(database), vault, settings.pseudonym_secret)
     models = ModelHolder(
         load_interpreter(
             settings.model_dir,
             settings.nlu_threshold,
             settings.cue_rules_file,
-            button_intents=frozenset({SCREENING_INTENT}),
+            button_intents=frozenset({SCREENING_INTENT, *HANDOFF_BUTTON_INTENTS}),
         )
     )
     models.get().parse("xin chào")  # warm up: the first parse loads underthesea
@@ -152,16 +168,41 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
         max_attempts=settings.outbox_max_attempts,
         retry_base_seconds=settings.outbox_retry_base_seconds,
     )
+    catalog = build_catalog(settings, await faq_for_service(settings, store))
+    cases = CaseStore(session_factory(database), vault)
+    await seed_canned_replies(settings, cases)
+    events = EventHub()
+    desk = CounsellorDesk(
+        cases,
+        catalog,
+        events,
+        hours,
+        notify_outbox=dispatcher.wake,
+        facebook_human_agent=settings.facebook_human_agent,
+    )
     turns = TurnEngine(
         store,
         models.get,
-        build_policy(settings, await faq_for_service(settings, store)),
+        build_policy(settings, catalog, desk.availability),
         max_message_chars=settings.max_message_chars,
         on_outbox=dispatcher.wake,
         fault_delay_seconds=settings.fault_turn_delay_ms / 1000,
+        events=events,
     )
     staff = StaffStore(session_factory(database))
-    return Services(settings, store, staff, models, turns, dispatcher, database)
+    return Services(settings, store, staff, models, turns, dispatcher, database, cases, desk)
+
+
+async def seed_canned_replies(settings: Settings, cases: CaseStore) -> None:
+    """The starting canned replies (``data/canned_replies.yml``), once."""
+    if not settings.canned_replies_file.exists():
+        return
+    loaded = read_yaml(settings.canned_replies_file) or {}
+    entries = loaded.get("canned_replies") if isinstance(loaded, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{settings.canned_replies_file}: expected 'canned_replies:' list")
+    replies = [(str(e["title"]), str(e["text"]).strip()) for e in entries]
+    await cases.do_seed_canned_replies(replies)
 
 
 async def close_services(services: Services) -> None:
@@ -185,6 +226,19 @@ async def chat_in_terminal(settings: Settings, stdin: TextIO, stdout: TextIO) ->
         return await run_terminal_chat(services.turns, stdin, stdout)
     finally:
         await close_services(services)
+
+
+async def _handoff_loop(services: Services) -> None:
+    """Tell people who have waited long for a counsellor that they are not forgotten."""
+    settings = services.settings
+    after = timedelta(minutes=settings.handoff_update_minutes)
+    every = max(1.0, min(30.0, after.total_seconds() / 4))
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await services.desk.send_waiting_updates(after, settings.handoff_max_updates)
+        except Exception:
+            logger.exception("waiting updates failed", extra={"event": "handoff_error"})
 
 
 async def _recovery_loop(services: Services) -> None:
@@ -218,6 +272,15 @@ def auth_settings(settings: Settings) -> auth.AuthSettings:
         lock_for=timedelta(minutes=settings.login_lock_minutes),
         attempts_per_window=settings.login_attempts_per_window,
     )
+
+
+def _console(request: Request) -> console.ConsoleDeps:
+    services = _services(request)
+    return console.ConsoleDeps(services.desk, services.cases, services.store, services.staff)
+
+
+def _is_available(request: Request, staff_id: int) -> Awaitable[bool]:
+    return _services(request).cases.is_available(staff_id)
 
 
 def _turns(request: Request) -> TurnEngine:
@@ -274,6 +337,7 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
         services: Services = app.ctx.services
         services.tasks.append(asyncio.create_task(services.dispatcher.run_forever()))
         services.tasks.append(asyncio.create_task(_recovery_loop(services)))
+        services.tasks.append(asyncio.create_task(_handoff_loop(services)))
 
     @app.after_server_stop
     async def close_resources(app: Sanic[Any, Any]) -> None:
@@ -308,7 +372,8 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
     app.blueprint(health.create_blueprint(_ping, _model_info))
     app.blueprint(parse.create_blueprint(_interpreter, settings.request_max_bytes))
     app.blueprint(pages.create_blueprint())
-    app.blueprint(auth.create_blueprint(_staff, _store, auth_settings(settings)))
+    app.blueprint(auth.create_blueprint(_staff, _store, auth_settings(settings), _is_available))
+    app.blueprint(console.create_blueprint(_console, _staff, auth_settings(settings)))
     app.blueprint(openapi.create_blueprint())
     app.static("/static", Path(__file__).parent / "web" / "static", name="static")
     return app

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +160,24 @@ def make_settings(instance: Path, database_url: str, model_dir: Path) -> Setting
     return load_settings(env)
 
 
+async def create_staff(settings: Settings, users: Any, password: str) -> None:
+    """Staff accounts ``(username, role)`` with one password, straight in the database."""
+    from bot.storage.crypto import Vault
+    from bot.storage.db import create_engine, session_factory
+    from bot.storage.passwords import hash_password
+    from bot.storage.repository import Store
+
+    engine = create_engine(settings.database_url)
+    try:
+        store = Store(
+            session_factory(engine), Vault(settings.encryption_keys), settings.pseudonym_secret
+        )
+        for username, role in users:
+            await store.do_create_staff_user(username, hash_password(password), role)
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, model_dir: Path) -> Settings:
     return make_settings(tmp_path / "instance", database_url, model_dir)
@@ -249,6 +271,13 @@ class LiveServer:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+@pytest.fixture(scope="module")
+def callback_recorder() -> Iterator[CallbackRecorder]:
+    recording = CallbackRecorder()
+    yield recording
+    recording.close()
+
+
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     server = LiveServer(settings).start()
@@ -265,3 +294,53 @@ def module_server(
     server = LiveServer(settings).start()
     yield server
     server.stop()
+
+
+# -- a callback server that records what the service sends ---------------------------------
+
+
+class CallbackRecorder:
+    """A callback server: records each JSON body; answers 503 to the first ``fail`` posts."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.fail = 0
+        self.calls = 0
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = json.loads(self.rfile.read(length))
+                recorder.calls += 1
+                if recorder.fail > 0:
+                    recorder.fail -= 1
+                    self.send_response(503)
+                else:
+                    recorder.bodies.append(body)
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/callback"
+
+    def wait_for(self, sender: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mine = [b for b in self.bodies if b["recipient_id"] == sender]
+            if len(mine) >= count:
+                return mine
+            time.sleep(0.05)
+        raise AssertionError(f"{sender} got {self.bodies} within {timeout} s")
+
+    def close(self) -> None:
+        self.server.shutdown()

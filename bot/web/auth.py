@@ -132,7 +132,12 @@ def requires(
     return decorate
 
 
-def create_blueprint(staff: StaffGetter, store: StoreGetter, settings: AuthSettings) -> Blueprint:
+AvailabilityGetter = Callable[[Request, int], Awaitable[bool]]
+
+
+def create_blueprint(
+    staff: StaffGetter, store: StoreGetter, settings: AuthSettings, available: AvailabilityGetter
+) -> Blueprint:
     bp = Blueprint("api_auth", url_prefix="/api/v1")
     limiter = LoginLimiter(settings.attempts_per_window, settings.window_seconds)
 
@@ -198,11 +203,23 @@ def create_blueprint(staff: StaffGetter, store: StoreGetter, settings: AuthSetti
 
     @bp.get("/me")
     @requires(staff, settings)
-    async def me(_request: Request, member: StaffMember) -> HTTPResponse:
+    async def me(request: Request, member: StaffMember) -> HTTPResponse:
         return json(
-            {"id": member.id, "username": member.username, "role": member.role},
+            {
+                "id": member.id,
+                "username": member.username,
+                "role": member.role,
+                "available": await available(request, member.id),
+            },
             ensure_ascii=False,
         )
+
+    @bp.get("/auth/csrf")
+    @requires(staff, settings)
+    async def csrf(request: Request, member: StaffMember) -> HTTPResponse:
+        """The CSRF token again, for a console page that was reloaded."""
+        token = str(request.cookies.get(SESSION_COOKIE) or "")
+        return json({"csrf_token": csrf_token(settings.csrf_secret, token)})
 
     return bp
 

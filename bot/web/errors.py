@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.errors import (
     BadInput,
+    Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -38,6 +39,7 @@ CLIENT_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (Conflict, 409),
 )
 
 

@@ -1,4 +1,5 @@
-"""The service's own pages: the web chat at ``/chat`` (and ``/`` pointing to it)."""
+"""The service's own pages: the web chat at ``/chat`` (and ``/`` pointing to it), and the
+counsellor console at ``/console`` (a page over the ``/api/v1`` console API)."""
 
 from __future__ import annotations
 
@@ -26,5 +27,11 @@ def create_blueprint() -> Blueprint:
     @bp.get("/chat")
     async def chat(_request: Request) -> HTTPResponse:
         return html(render("chat.html"))
+
+    @bp.get("/console")
+    async def console(_request: Request) -> HTTPResponse:
+        response = html(render("console.html"))
+        response.headers["X-Robots-Tag"] = "noindex"
+        return response
 
     return bp

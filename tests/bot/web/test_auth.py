@@ -10,30 +10,16 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import LiveServer, make_settings
+from conftest import LiveServer, create_staff, make_settings
 from sqlalchemy import text
 
 from bot.config import Settings
-from bot.storage.crypto import Vault
-from bot.storage.db import create_engine, session_factory
-from bot.storage.passwords import hash_password
-from bot.storage.repository import Store
+from bot.storage.db import create_engine
 
 pytestmark = pytest.mark.slow
 
 PASSWORD = "một mật khẩu đủ dài 2026"
 BAD = "Sai tên đăng nhập hoặc mật khẩu."
-
-
-async def _create_user(settings: Settings, username: str, role: str) -> None:
-    engine = create_engine(settings.database_url)
-    try:
-        store = Store(
-            session_factory(engine), Vault(settings.encryption_keys), settings.pseudonym_secret
-        )
-        await store.do_create_staff_user(username, hash_password(PASSWORD), role)
-    finally:
-        await engine.dispose()
 
 
 async def _audit_actions(settings: Settings) -> list[str]:
@@ -53,8 +39,8 @@ def server(
     settings = make_settings(tmp_path_factory.mktemp("auth"), module_database_url, model_dir)
     env = {"DONGHANH_LOGIN_ATTEMPTS_PER_WINDOW": "1000", "DONGHANH_LOGIN_LOCK_MINUTES": "15"}
     live = LiveServer(settings, env).start()
-    for name, role in (("tuvan1", "counsellor"), ("khoa1", "counsellor"), ("co_dinh", "admin")):
-        asyncio.run(_create_user(settings, name, role))
+    staff = (("tuvan1", "counsellor"), ("khoa1", "counsellor"), ("co_dinh", "admin"))
+    asyncio.run(create_staff(settings, staff, PASSWORD))
     yield live
     live.stop()
 

@@ -4,19 +4,16 @@ that server fails, delivered once."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from conftest import REPO, LiveServer, free_port, make_settings
+from conftest import REPO, CallbackRecorder, LiveServer, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -25,58 +22,9 @@ GREETING = yaml.safe_load((REPO / "data" / "responses.yml").read_text(encoding="
 ]["utter_greet"][0]["text"]
 
 
-class Recorder:
-    """A callback server: records each JSON body; answers 503 to the first ``fail`` posts."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.fail = 0
-        self.calls = 0
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                body = json.loads(self.rfile.read(length))
-                recorder.calls += 1
-                if recorder.fail > 0:
-                    recorder.fail -= 1
-                    self.send_response(503)
-                else:
-                    recorder.bodies.append(body)
-                    self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/callback"
-
-    def wait_for(self, sender: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            mine = [b for b in self.bodies if b["recipient_id"] == sender]
-            if len(mine) >= count:
-                return mine
-            time.sleep(0.05)
-        raise AssertionError(f"{sender} got {self.bodies} within {timeout} s")
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.fixture(scope="module")
-def recorder() -> Iterator[Recorder]:
-    recording = Recorder()
-    yield recording
-    recording.close()
+def recorder(callback_recorder: CallbackRecorder) -> CallbackRecorder:
+    return callback_recorder
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +32,7 @@ def server(
     tmp_path_factory: pytest.TempPathFactory,
     model_dir: Path,
     module_database_url: str,
-    recorder: Recorder,
+    recorder: CallbackRecorder,
 ) -> Iterator[LiveServer]:
     settings = make_settings(tmp_path_factory.mktemp("callback"), module_database_url, model_dir)
     env = {"DONGHANH_CALLBACK_URL": recorder.url, "DONGHANH_OUTBOX_RETRY_BASE_SECONDS": "0.05"}
@@ -97,7 +45,9 @@ def post(server: LiveServer, body: Any) -> httpx.Response:
     return httpx.post(f"{server.base_url}/webhooks/callback/webhook", json=body, timeout=30)
 
 
-def test_the_reply_is_posted_to_the_callback_url(server: LiveServer, recorder: Recorder) -> None:
+def test_the_reply_is_posted_to_the_callback_url(
+    server: LiveServer, recorder: CallbackRecorder
+) -> None:
     sender = f"cb-{uuid.uuid4().hex}"
     response = post(server, {"sender": sender, "message": "xin chào"})
     assert response.status_code == 200
@@ -109,7 +59,7 @@ def test_the_reply_is_posted_to_the_callback_url(server: LiveServer, recorder: R
 
 
 def test_a_failing_callback_server_gets_the_reply_later_once(
-    server: LiveServer, recorder: Recorder
+    server: LiveServer, recorder: CallbackRecorder
 ) -> None:
     sender = f"cb-{uuid.uuid4().hex}"
     recorder.fail = 2
@@ -127,7 +77,7 @@ def test_a_failing_callback_server_gets_the_reply_later_once(
     [{}, {"sender": ""}, {"sender": "x"}, {"sender": 5, "message": "hi"}, ["x"]],
 )
 def test_bad_bodies_are_clear_errors_and_nothing_is_sent(
-    server: LiveServer, recorder: Recorder, body: Any
+    server: LiveServer, recorder: CallbackRecorder, body: Any
 ) -> None:
     before = len(recorder.bodies)
     response = post(server, body)
