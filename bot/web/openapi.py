@@ -22,6 +22,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Bad input",
         401: "Not logged in, or wrong credentials",
         403: "Not allowed, or a missing CSRF token",
+        404: "No such conversation (or not one that entered a handoff)",
+        409: "Not in a state that allows it: taken by someone else, ended, or the "
+        "channel's reply window is closed",
         429: "Too many attempts",
         503: "Retry later",
     }
@@ -142,6 +145,171 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+
+CASE_ID = {"name": "case_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+SESSION: list[dict[str, list[str]]] = [{"session": []}]
+
+
+def _json_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _ok(description: str, schema: dict[str, Any] | None = None, status: int = 200) -> Any:
+    response: dict[str, Any] = {"description": description}
+    if schema is not None:
+        response["content"] = {"application/json": {"schema": schema}}
+    return {str(status): response}
+
+
+def _read(summary: str, description: str, *errors: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "security": SESSION,
+            "responses": {**_ok(description, {"type": "object"}), **_errors(401, 403, *errors)},
+            **extra,
+        }
+    }
+
+
+def _write(
+    summary: str,
+    body: dict[str, Any] | None,
+    *errors: int,
+    status: int = 200,
+    path_params: tuple[dict[str, Any], ...] = (),
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": SESSION,
+        "parameters": [CSRF, *path_params],
+        "responses": {**_ok("Done", {"type": "object"}, status), **_errors(400, 401, 403, *errors)},
+    }
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+TEXT = {"text": {"type": "string", "minLength": 1, "maxLength": 2000}}
+CONSOLE_PATHS: dict[str, Any] = {
+    "/api/v1/auth/csrf": _read(
+        "The CSRF token of this session again (after a page reload)", "The token"
+    ),
+    "/api/v1/me/availability": {
+        "post": _write(
+            "Say whether I take conversations now",
+            _json_body(["available"], {"available": {"type": "boolean"}}),
+        )
+    },
+    "/api/v1/console/options": _read(
+        "Outcome codes, referrals, canned replies and staff for the console", "Options"
+    ),
+    "/api/v1/queue": _read(
+        "Waiting conversations by priority and waiting time; mine; others' (supervisors)",
+        "The queue",
+    ),
+    "/api/v1/conversations/{case_id}": _read(
+        "One conversation: consent, risk, screening summary (if shared), reply window",
+        "The conversation",
+        404,
+        parameters=[CASE_ID],
+    ),
+    "/api/v1/conversations/{case_id}/accept": {
+        "post": _write("Take a waiting conversation", None, 404, 409, path_params=(CASE_ID,))
+    },
+    "/api/v1/conversations/{case_id}/messages": {
+        **_read(
+            "Messages the person agreed to share (from=handoff: only since the handoff); "
+            "403 when they did not share the history",
+            "Messages, oldest first",
+            404,
+            parameters=[
+                CASE_ID,
+                {"name": "from", "in": "query", "schema": {"type": "string", "enum": ["handoff"]}},
+                {"name": "after", "in": "query", "schema": {"type": "integer"}},
+            ],
+        ),
+        "post": _write(
+            "Reply to the person in their own channel",
+            _json_body(["text"], TEXT),
+            404,
+            409,
+            status=201,
+            path_params=(CASE_ID,),
+        ),
+    },
+    "/api/v1/conversations/{case_id}/notes": {
+        **_read("Private notes (staff only)", "Notes", 404, parameters=[CASE_ID]),
+        "post": _write(
+            "Add a private note (stored encrypted)",
+            _json_body(["text"], {"text": {"type": "string", "maxLength": 4000}}),
+            404,
+            status=201,
+            path_params=(CASE_ID,),
+        ),
+    },
+    "/api/v1/conversations/{case_id}/transfer": {
+        "post": _write(
+            "Hand the conversation to another counsellor",
+            _json_body(["to"], {"to": {"type": "string", "description": "username"}}),
+            404,
+            409,
+            path_params=(CASE_ID,),
+        )
+    },
+    "/api/v1/conversations/{case_id}/refer": {
+        "post": _write(
+            "Refer the person to 111 or the police: records it and sends the number and words",
+            _json_body(["to"], {"to": {"type": "string", "enum": ["111", "police"]}}),
+            404,
+            409,
+            path_params=(CASE_ID,),
+        )
+    },
+    "/api/v1/conversations/{case_id}/close": {
+        "post": _write(
+            "Close with an outcome code; the person's next message goes to the bot",
+            _json_body(["outcome"], {"outcome": {"type": "string"}}),
+            404,
+            409,
+            path_params=(CASE_ID,),
+        )
+    },
+    "/api/v1/audit": _read(
+        "The audit log (supervisors)",
+        "Entries, newest first",
+        parameters=[
+            {"name": "conversation_id", "in": "query", "schema": {"type": "integer"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}},
+        ],
+    ),
+    "/api/v1/canned-replies": {
+        **_read("Canned replies", "Canned replies"),
+        "post": _write(
+            "Add a canned reply (admins)",
+            _json_body(["title", "text"], {"title": {"type": "string", "maxLength": 100}, **TEXT}),
+            status=201,
+        ),
+    },
+    "/api/v1/canned-replies/{reply_id}": {
+        "delete": _write(
+            "Delete a canned reply (admins)",
+            None,
+            404,
+            path_params=(
+                {"name": "reply_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+            ),
+        )
+    },
+    "/api/v1/events": _read(
+        "WebSocket (upgrade): live queue, message, alert and conversation events; the "
+        "session cookie authenticates, closes with 4401 without one",
+        "Switching protocols",
+    ),
+}
+DOCUMENT["paths"].update(CONSOLE_PATHS)
 
 
 def create_blueprint() -> Blueprint:
