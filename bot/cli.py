@@ -325,9 +325,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{settings.host}:{settings.port}"
     print(
         f"Đồng Hành đang chạy.\n  Trò chuyện trên web: {base}/chat\n"
-        f"  API REST: {base}/webhooks/rest/webhook",
+        f"  Bàn làm việc của tư vấn viên: {base}/console\n"
+        f"  API REST: {base}/webhooks/rest/webhook\n"
+        "  Tạo tài khoản tư vấn viên: .venv/bin/donghanh users create TÊN --role counsellor",
         flush=True,
     )
+    if settings.workers > 1:
+        print(
+            "Lưu ý: các sự kiện trực tiếp của bàn tư vấn chưa đi qua nhiều worker; khi có tư "
+            "vấn viên làm việc, hãy chạy một worker.",
+            file=sys.stderr,
+            flush=True,
+        )
     if settings.workers > 1:
         _serve_workers(settings)
     else:
