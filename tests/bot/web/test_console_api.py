@@ -100,18 +100,25 @@ class Person:
     def wait_for(self, count: int) -> list[str]:
         return [b["text"] for b in self.recorder.wait_for(self.id, count)]
 
-    def says_and_gets(self, message: str, replies: int = 1) -> list[str]:
+    def says_and_settles(self, message: str, quiet: float = 0.5) -> list[str]:
+        """All the replies to ``message``, however many: once one has come, wait until
+        nothing more arrives for ``quiet`` seconds."""
         before = len(self.received())
         self.say(message)
-        return self.wait_for(before + replies)[before:]
+        self.wait_for(before + 1)
+        count = len(self.received())
+        deadline = time.monotonic() + quiet
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if len(self.received()) != count:
+                count, deadline = len(self.received()), time.monotonic() + quiet
+        return self.received()[before:]
 
     def asks_for_counsellor(self, consent: str = FULL) -> list[str]:
-        assert self.says_and_gets("tôi muốn nói chuyện với tư vấn viên") == [
+        assert self.says_and_settles("tôi muốn nói chuyện với tư vấn viên") == [
             RESPONSES["utter_handoff_consent"]
         ]
-        before = len(self.received())
-        self.say(consent)
-        return self.wait_for(before + 1)[before:]
+        return self.says_and_settles(consent)
 
 
 class Counsellor:
@@ -215,7 +222,7 @@ def test_the_whole_path_from_request_to_close(
 ) -> None:
     live = counsellor.events()
     try:
-        assert person.says_and_gets("Tôi bị giữ hộ chiếu ở công ty", replies=1)
+        assert person.says_and_settles("Tôi bị giữ hộ chiếu ở công ty")
         queued = person.asks_for_counsellor(FULL)
         assert queued == [RESPONSES["utter_handoff_queued"]]
 
@@ -262,7 +269,7 @@ def test_the_whole_path_from_request_to_close(
         assert closed.status_code == 200, closed.text
         assert person.wait_for(before + 2)[-1] == RESPONSES["utter_handoff_closed"]
         assert case_id not in [i["id"] for i in counsellor.queue()["mine"]]
-        assert person.says_and_gets("xin chào") == [RESPONSES["utter_greet"]]
+        assert person.says_and_settles("xin chào") == [RESPONSES["utter_greet"]]
         again = counsellor.post(f"/conversations/{case_id}/messages", {"text": "còn đó không?"})
         assert again.status_code == 409
     finally:
@@ -292,7 +299,7 @@ def test_two_counsellors_cannot_both_accept(server: LiveServer, person: Person) 
 def test_refused_history_is_refused_by_the_api_and_audited(
     server: LiveServer, person: Person, counsellor: Counsellor
 ) -> None:
-    person.says_and_gets("công ty môi giới giữ giấy tờ của tôi")
+    person.says_and_settles("công ty môi giới giữ giấy tờ của tôi")
     queued = person.asks_for_counsellor(FROM_NOW)
     assert queued[0] == RESPONSES["utter_handoff_not_shared"]
     case_id = newest_waiting_id(counsellor)
@@ -368,13 +375,13 @@ def test_the_person_can_cancel_while_waiting(server: LiveServer, person: Person)
         case_id = newest_waiting_id(watcher)
         live = watcher.events()
         try:
-            assert person.says_and_gets("hủy") == [RESPONSES["utter_handoff_cancelled"]]
+            assert person.says_and_settles("hủy") == [RESPONSES["utter_handoff_cancelled"]]
             live.next(lambda e: e["type"] == "queue")
         finally:
             live.close()
         assert case_id not in [i["id"] for i in watcher.queue()["waiting"]]
         assert watcher.post(f"/conversations/{case_id}/accept").status_code == 404
-        assert person.says_and_gets("hủy") == [RESPONSES["utter_stop"]]
+        assert person.says_and_settles("hủy") == [RESPONSES["utter_stop"]]
     finally:
         watcher.close()
 
@@ -384,9 +391,11 @@ def test_a_call_back_number_is_kept_encrypted_and_deleted_at_close(
 ) -> None:
     _all_staff_off_duty(server)
     person.asks_for_counsellor(FULL)
-    assert person.says_and_gets("/request_callback") == [RESPONSES["utter_callback_ask_phone"]]
-    assert person.says_and_gets("số mình là 0912 345 678") == [RESPONSES["utter_callback_ask_when"]]
-    assert person.says_and_gets("tối nay sau 8 giờ") == [RESPONSES["utter_callback_saved"]]
+    assert person.says_and_settles("/request_callback") == [RESPONSES["utter_callback_ask_phone"]]
+    assert person.says_and_settles("số mình là 0912 345 678") == [
+        RESPONSES["utter_callback_ask_when"]
+    ]
+    assert person.says_and_settles("tối nay sau 8 giờ") == [RESPONSES["utter_callback_saved"]]
 
     counsellor = Counsellor(server, "tuvan_a")
     try:
@@ -431,7 +440,7 @@ def test_danger_while_held_alerts_the_counsellor_and_gives_113_111(
     case_id = _held_case(server, person, counsellor)
     live = counsellor.events()
     try:
-        got = person.says_and_gets("cứu tôi với, họ đang đánh tôi")
+        got = person.says_and_settles("cứu tôi với, họ đang đánh tôi")
         assert got == [RESPONSES["utter_emergency"]]
         alert = live.next(lambda e: e["type"] == "alert")
         assert alert == {"type": "alert", "conversation_id": case_id, "kind": "danger"}
@@ -445,8 +454,8 @@ def test_delete_my_data_still_works_while_held(
 ) -> None:
     case_id = _held_case(server, person, counsellor)
     counsellor.post(f"/conversations/{case_id}/notes", {"text": "ghi chú riêng"})
-    assert person.says_and_gets("xóa dữ liệu của tôi") == [RESPONSES["utter_delete_confirm"]]
-    assert person.says_and_gets("đồng ý") == [RESPONSES["utter_deleted"]]
+    assert person.says_and_settles("xóa dữ liệu của tôi") == [RESPONSES["utter_delete_confirm"]]
+    assert person.says_and_settles("đồng ý") == [RESPONSES["utter_deleted"]]
     assert (
         query(server, "SELECT count(*) FROM case_notes WHERE conversation_id = :i", i=case_id)[0][0]
         == 0
