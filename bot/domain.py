@@ -105,6 +105,7 @@ class Delivery:
     pseudonym: str
     reply: Reply
     attempts: int
+    author: str = "bot"  # "counsellor": Messenger sends it with the HUMAN_AGENT tag
 
 
 class DeliveryError(Exception):

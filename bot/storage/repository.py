@@ -496,6 +496,7 @@ class Store:
                 buttons=_buttons_from_json(message.buttons),
             ),
             attempts=item.attempts,
+            author=message.author,
         )
 
     async def _claim(
