@@ -7,7 +7,6 @@ is intercepted and answered locally.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,20 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 360, "height": 740}
 NEUTRAL_SITE = "https://www.google.com/"
 NEUTRAL_BODY = "<!doctype html><html><head><title>Neutral</title></head><body>neutral</body>"
@@ -44,11 +34,7 @@ GREETING = re.compile(r"^Xin chào")
 @pytest.fixture(scope="module", autouse=True)
 def _chromium_installed() -> None:
     """Checked before any server starts."""
-    if not CHROMIUM.exists():
-        reason = f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_chromium()
 
 
 @pytest.fixture
