@@ -279,8 +279,8 @@ def _console(request: Request) -> console.ConsoleDeps:
     return console.ConsoleDeps(services.desk, services.cases, services.store, services.staff)
 
 
-def _is_available(request: Request, staff_id: int) -> Awaitable[bool]:
-    return _services(request).cases.is_available(staff_id)
+def _availability(request: Request, staff_id: int) -> Awaitable[tuple[bool, bool]]:
+    return _services(request).cases.get_availability(staff_id)
 
 
 def _turns(request: Request) -> TurnEngine:
@@ -372,7 +372,7 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
     app.blueprint(health.create_blueprint(_ping, _model_info))
     app.blueprint(parse.create_blueprint(_interpreter, settings.request_max_bytes))
     app.blueprint(pages.create_blueprint())
-    app.blueprint(auth.create_blueprint(_staff, _store, auth_settings(settings), _is_available))
+    app.blueprint(auth.create_blueprint(_staff, _store, auth_settings(settings), _availability))
     app.blueprint(console.create_blueprint(_console, _staff, auth_settings(settings)))
     app.blueprint(openapi.create_blueprint())
     app.static("/static", Path(__file__).parent / "web" / "static", name="static")

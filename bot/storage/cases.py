@@ -121,12 +121,18 @@ class CaseStore:
             query = select(func.count(StaffUser.id)).where(self._available_clause(utcnow()))
             return int(await session.scalar(query) or 0)
 
-    async def is_available(self, staff_id: int) -> bool:
+    async def get_availability(self, staff_id: int) -> tuple[bool, bool]:
+        """Whether the member said they are available, and whether they count as on
+        duty now (said so, or has a console open)."""
         async with self.sessions() as session:
-            query = select(StaffUser.id).where(
-                StaffUser.id == staff_id, self._available_clause(utcnow())
-            )
-            return await session.scalar(query) is not None
+            row = (
+                await session.execute(
+                    select(StaffUser.available, self._available_clause(utcnow())).where(
+                        StaffUser.id == staff_id
+                    )
+                )
+            ).first()
+        return (bool(row[0]), bool(row[1])) if row is not None else (False, False)
 
     async def get_typical_wait_minutes(self) -> int | None:
         """The median wait of recent accepted requests, rounded up to 5 minutes; None
@@ -262,16 +268,31 @@ class CaseStore:
             .where(Message.conversation_id == conversation_id)
             .order_by(Message.id)
         )
-        if from_id is not None:
-            query = query.where(Message.id >= from_id)
-        if after_id is not None:
-            query = query.where(Message.id > after_id)
+        first = max(from_id or 0, (after_id or -1) + 1)
+        query = query.where(Message.id >= first)
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
-        return [
-            StoredMessage(m.id, m.author, self.vault.decrypt(m.text_enc), m.created_at, username)
-            for m, username in rows
-        ]
+            offered = await session.scalar(  # the buttons shown just before the window
+                select(Message.buttons)
+                .where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == Direction.OUTBOUND.value,
+                    Message.id < first,
+                )
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
+        found = []
+        for message, username in rows:
+            text = self.vault.decrypt(message.text_enc)
+            if message.direction == Direction.OUTBOUND.value:
+                offered = message.buttons
+            else:
+                text = _as_shown(text, offered)
+            found.append(
+                StoredMessage(message.id, message.author, text, message.created_at, username)
+            )
+        return found
 
     async def do_send(
         self,
@@ -525,6 +546,15 @@ class CaseStore:
             }
             for entry, username in rows
         ]
+
+
+def _as_shown(text: str, offered: list[dict[str, str]] | None) -> str:
+    """A tapped button arrives as its payload (``/handoff_consent{…}``): staff read the
+    title the person tapped instead."""
+    for button in offered or ():
+        if text.strip() == button.get("payload"):
+            return button.get("title") or text
+    return text
 
 
 def _queue_order(case: Case) -> tuple[int, int, float]:

@@ -822,6 +822,14 @@ class StaffStore:
             await session.commit()
             return StaffMember(user.id, user.username, user.role)
 
+    async def do_go_off_duty(self, staff_id: int) -> None:
+        """Logging out ends "available" too: nobody is promised to a closed console."""
+        async with self.sessions() as session:
+            await session.execute(
+                update(StaffUser).where(StaffUser.id == staff_id).values(available=False)
+            )
+            await session.commit()
+
     async def do_delete_session(self, token_hash: str) -> None:
         async with self.sessions() as session:
             await session.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash))

@@ -132,7 +132,8 @@ def requires(
     return decorate
 
 
-AvailabilityGetter = Callable[[Request, int], Awaitable[bool]]
+# (said they are available, counts as on duty now: said so or has a console open)
+AvailabilityGetter = Callable[[Request, int], Awaitable[tuple[bool, bool]]]
 
 
 def create_blueprint(
@@ -196,6 +197,7 @@ def create_blueprint(
         await staff(request).do_delete_session(
             token_hash(str(request.cookies.get(SESSION_COOKIE) or ""))
         )
+        await staff(request).do_go_off_duty(member.id)
         await store(request).do_append_audit("logout", actor_id=member.id)
         response = json({"ok": True})
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -204,12 +206,14 @@ def create_blueprint(
     @bp.get("/me")
     @requires(staff, settings)
     async def me(request: Request, member: StaffMember) -> HTTPResponse:
+        said_available, on_duty = await available(request, member.id)
         return json(
             {
                 "id": member.id,
                 "username": member.username,
                 "role": member.role,
-                "available": await available(request, member.id),
+                "available": said_available,
+                "on_duty": on_duty,
             },
             ensure_ascii=False,
         )
