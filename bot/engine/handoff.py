@@ -27,6 +27,7 @@ from typing import Any
 from bot.domain import Consent, ConversationState, HandoffChange, ParseResult, Priority, Reply
 from bot.engine.responses import ResponseCatalog, fill
 from bot.errors import ConfigError
+from bot.nlu.normalize import strip_diacritics
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")  # no daylight saving time
 STEP_SLOT = "handoff_step"
@@ -80,6 +81,10 @@ class ServiceHours:
             days, _, hours = part.partition(" ")
             for day in _days(days.strip().lower(), spec):
                 windows.setdefault(day, []).append(_hours(hours.strip(), spec))
+        if not windows:
+            raise ConfigError(
+                "service hours are empty: give at least one, e.g. mon-sun 08:00-20:00"
+            )
         return cls({day: tuple(spans) for day, spans in windows.items()})
 
     def is_open(self, at: datetime) -> bool:
@@ -157,6 +162,17 @@ def _clear(slots: Mapping[str, Any]) -> dict[str, Any]:
     return {**slots, STEP_SLOT: None}
 
 
+_BARE_NO = frozenset({"khong", "ko", "k", "hong", "hok", "khg", "kg"})
+
+
+def _means_from_now(text: str) -> bool:
+    """ "không" (the start of "Không, chỉ nói chuyện từ bây giờ") or the button's own
+    words share nothing before; any other no ("không, cảm ơn", "thôi không cần") is a
+    no to the handoff itself: nobody should write to a person who declined."""
+    folded = " ".join(re.sub(r"[^\w\s]", " ", strip_diacritics(text).lower()).split())
+    return folded in _BARE_NO or "bay gio" in folded or "tu gio" in folded
+
+
 def _changes_subject(parse: ParseResult) -> bool:
     """A confident question or request rather than an answer ("tối nay sau 8 giờ")."""
     intent = parse.intent_name or ""
@@ -217,7 +233,7 @@ class HandoffFlow:
             return HandoffStep(
                 [self._get("utter_callback_ask_phone")], {**slots, STEP_SLOT: PHONE_STEP}
             )
-        if parse.intent_name == CONSENT_INTENT and state is not ConversationState.WAITING:
+        if parse.intent_name == CONSENT_INTENT:  # an old consent button, tapped again
             return await self._consent_answer(parse, slots, state) or self.ask_consent(slots, state)
         return self.ask_consent(slots, state)
 
@@ -242,11 +258,15 @@ class HandoffFlow:
         if parse.intent_name == "affirm":
             chosen = Consent.FULL.value
         elif parse.intent_name == "deny":
-            chosen = Consent.FROM_NOW.value
+            chosen = Consent.FROM_NOW.value if _means_from_now(parse.text) else "cancel"
         elif parse.intent_name in ("stop", CANCEL_INTENT):
             chosen = "cancel"
         if chosen == "cancel":
-            return HandoffStep([self._get("utter_handoff_cancelled")], _clear(slots))
+            return (
+                self.cancel(slots, state)
+                if state is ConversationState.WAITING
+                else (HandoffStep([self._get("utter_handoff_cancelled")], _clear(slots)))
+            )
         if chosen not in (Consent.FULL.value, Consent.FROM_NOW.value):
             return None
         if state is ConversationState.WAITING:

@@ -25,7 +25,14 @@ from typing import Any, Protocol
 
 from bot.domain import Button, ConversationState, HandoffChange, ParseResult, Priority, Reply
 from bot.engine.actions import ActionResult, tracker_state
-from bot.engine.handoff import DANGER_SEEN_SLOT, HandoffFlow, HandoffStep
+from bot.engine.handoff import (
+    DANGER_SEEN_SLOT,
+    PHONE_STEP,
+    STEP_SLOT,
+    WHEN_STEP,
+    HandoffFlow,
+    HandoffStep,
+)
 from bot.engine.responses import ResponseCatalog, fill
 from bot.engine.safety import ACKNOWLEDGED_SLOT, SafetyRules
 from bot.engine.screening import CUES_SEEN_SLOT, ScreeningFlow
@@ -135,7 +142,23 @@ class Policy:
             if command is not None and command.handled_by in ERASURE_STEPS:
                 return command
             slots.pop(DELETE_PENDING_SLOT, None)
+        if self.handoff is not None and slots.get(STEP_SLOT) in (PHONE_STEP, WHEN_STEP):
+            return await self._callback_detail_while_held(parse, slots, context)
         return Decision([], slots, HELD_SILENT)
+
+    async def _callback_detail_while_held(
+        self, parse: ParseResult, slots: dict[str, Any], context: TurnContext
+    ) -> Decision:
+        """The bot asked for a call-back number, then a counsellor took over: the
+        answer is still kept apart (encrypted, out of the history), silently."""
+        assert self.handoff is not None
+        step = await self.handoff.handle(parse, slots, context.state)
+        cleared = {**slots, "handoff_step": None}
+        if step is None or step.change is None:
+            return Decision([], cleared, HELD_SILENT)
+        return Decision(
+            [], cleared, HELD_SILENT, handoff=step.change, redact_inbound=step.redact_inbound
+        )
 
     async def _decide(self, parse: ParseResult, context: TurnContext) -> Decision:
         intent = parse.intent_name
