@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import (
@@ -496,11 +497,15 @@ class CaseStore:
             rows = (await session.scalars(select(CannedReply).order_by(CannedReply.id))).all()
         return [(r.id, r.title, r.text) for r in rows]
 
-    async def do_add_canned_reply(self, title: str, text: str) -> int:
+    async def do_add_canned_reply(self, title: str, text: str) -> int | None:
+        """The new reply's id; None when one with this title exists."""
         async with self.sessions() as session:
             reply = CannedReply(title=title, text=text)
             session.add(reply)
-            await session.commit()
+            try:
+                await session.commit()
+            except IntegrityError:
+                return None
             return reply.id
 
     async def do_delete_canned_reply(self, reply_id: int) -> bool:
@@ -510,12 +515,16 @@ class CaseStore:
             return bool(deleted.rowcount)  # type: ignore[attr-defined]
 
     async def do_seed_canned_replies(self, replies: Sequence[tuple[str, str]]) -> int:
-        """Load the starting set once, when there are none yet."""
+        """Load the starting set once, when there are none yet (titles are unique, so
+        workers starting together cannot load it twice)."""
         async with self.sessions() as session:
             if await session.scalar(select(func.count(CannedReply.id))):
                 return 0
             session.add_all(CannedReply(title=title, text=text) for title, text in replies)
-            await session.commit()
+            try:
+                await session.commit()
+            except IntegrityError:  # another worker loaded it first
+                return 0
             return len(replies)
 
     async def get_audit(

@@ -26,7 +26,7 @@ from bot.bodies import decode_json_object, require_string
 from bot.domain import Consent, ConversationState, StaffMember, StaffRole
 from bot.engine.desk import OUTCOMES, REFERRAL_TITLES, REFERRALS, CounsellorDesk
 from bot.engine.events import EventHub, Subscription
-from bot.errors import BadInput, Forbidden, NotFound, Unauthorized
+from bot.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
 from bot.storage.cases import Case, CaseStore, StoredMessage
 from bot.storage.models import utcnow
 from bot.storage.repository import StaffStore, Store
@@ -421,6 +421,8 @@ def create_blueprint(
         title = require_string(data, "title", max_chars=100, allow_empty=False)
         text = require_string(data, "text", max_chars=REPLY_CHARS, allow_empty=False)
         reply_id = await deps(request).cases.do_add_canned_reply(title.strip(), text.strip())
+        if reply_id is None:
+            raise Conflict("Đã có câu trả lời mẫu với tiêu đề này.")
         await audit(request, member, "canned_reply_added", None, id=reply_id)
         return json(
             {"id": reply_id, "title": title.strip(), "text": text.strip()},

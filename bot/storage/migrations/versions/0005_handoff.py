@@ -82,6 +82,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_canned_replies")),
+        sa.UniqueConstraint("title", name=op.f("uq_canned_replies_title")),
     )
 
 
