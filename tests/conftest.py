@@ -145,6 +145,15 @@ def module_database_url(
         yield url
 
 
+@contextmanager
+def sqlite_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """For modules whose outcome cannot depend on the database (what the bot says, how
+    a page behaves): one SQLite database, so the suite's time goes where PostgreSQL
+    matters (storage, turns, the console API)."""
+    with migrated_database("sqlite", tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
 def make_settings(instance: Path, database_url: str, model_dir: Path) -> Settings:
     """Settings for a fresh instance folder that uses the session's trained model."""
     instance.mkdir(parents=True, exist_ok=True)

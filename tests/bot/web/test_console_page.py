@@ -28,6 +28,7 @@ from conftest import (
     create_staff,
     make_settings,
     require_chromium,
+    sqlite_only,
 )
 from playwright.sync_api import (
     Browser,
@@ -82,6 +83,14 @@ ASK_COUNSELLOR = "tôi muốn nói chuyện với tư vấn viên"
 REPLY = "Chào bạn, mình là tư vấn viên. Bạn đang ở đâu?"
 ANSWER = "Mình đang ở Hà Nội"
 DANGER = "cứu tôi với, họ đang đánh tôi"  # the NLU: emergency, cue violence, "đang": now
+
+
+@pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The page cannot depend on the database: SQLite only here (the same path runs
+    on PostgreSQL too in test_console_api.py)."""
+    with sqlite_only(tmp_path_factory) as url:
+        yield url
 
 
 # -- fixtures ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import REPO, LiveServer, free_port, make_settings
+from conftest import REPO, LiveServer, free_port, make_settings, sqlite_only
 
 from bot.content.faq import read_faq_dir, to_entry
 from bot.nlu.normalize import strip_diacritics
@@ -37,6 +37,14 @@ def first_test_question_per_topic() -> dict[str, str]:
         if example.full_intent.startswith("faq/"):
             questions[example.full_intent.removeprefix("faq/")].append(example.text)
     return {key: texts[0] for key, texts in questions.items()}
+
+
+@pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The answers cannot depend on the database: SQLite only here (the same storage
+    runs on PostgreSQL too in the channel, turn and console API tests)."""
+    with sqlite_only(tmp_path_factory) as url:
+        yield url
 
 
 QUESTIONS = first_test_question_per_topic()
