@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json as jsonlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +28,9 @@ from bot.engine.events import EventHub, Subscription
 from bot.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
 from bot.storage.cases import Case, CaseStore, StoredMessage
 from bot.storage.models import utcnow
-from bot.storage.repository import StaffStore, Store
+from bot.storage.repository import RecordedReply, StaffStore, Store
 from bot.web.auth import AuthSettings, authenticate, requires
 
-logger = logging.getLogger("donghanh.console")
 BODY_BYTES = 16 * 1024
 REPLY_CHARS = 2000
 NOTE_CHARS = 4000
@@ -93,6 +91,15 @@ def _message_json(message: StoredMessage) -> dict[str, Any]:
         "at": message.at.isoformat(),
         "counsellor": message.counsellor,
     }
+
+
+def _sent_json(recorded: RecordedReply, member: StaffMember) -> dict[str, Any]:
+    """What a counsellor just sent, as the messages list shows it."""
+    return _message_json(
+        StoredMessage(
+            recorded.message_id, "counsellor", recorded.text, recorded.created_at, member.username
+        )
+    )
 
 
 def _shares_history(case: Case) -> bool:
@@ -304,10 +311,7 @@ def create_blueprint(
             raise Forbidden("Nhận cuộc trò chuyện trước khi trả lời.")
         recorded = await d.desk.reply(case, member, text)
         await audit(request, member, "message_sent", case_id, message_id=recorded.message_id)
-        message = StoredMessage(
-            recorded.message_id, "counsellor", recorded.text, recorded.created_at, member.username
-        )
-        return json({"message": _message_json(message)}, status=201, ensure_ascii=False)
+        return json({"message": _sent_json(recorded, member)}, status=201, ensure_ascii=False)
 
     @bp.get("/conversations/<case_id:int>/notes")
     @counselling
@@ -376,10 +380,7 @@ def create_blueprint(
             raise Forbidden("Nhận cuộc trò chuyện trước khi chuyển tuyến.")
         recorded = await d.desk.refer(case, member, str(to))
         await audit(request, member, "referral", case_id, to=to)
-        message = StoredMessage(
-            recorded.message_id, "counsellor", recorded.text, recorded.created_at, member.username
-        )
-        return json({"message": _message_json(message)}, ensure_ascii=False)
+        return json({"message": _sent_json(recorded, member)}, ensure_ascii=False)
 
     @bp.post("/conversations/<case_id:int>/close")
     @counselling
