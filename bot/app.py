@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -25,10 +26,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.callback import handler as callback_channel
+from bot.channels.common import InboundRelay
+from bot.channels.facebook import handler as facebook_channel
+from bot.channels.facebook.sender import FacebookSender
 from bot.channels.rest import handler as rest_channel
+from bot.channels.telegram import handler as telegram_channel
+from bot.channels.telegram.sender import TelegramSender, make_bot
 from bot.channels.terminal.chat import run_terminal_chat
 from bot.channels.webchat import handler as webchat_channel
-from bot.config import Settings
+from bot.channels.zalo import handler as zalo_channel
+from bot.channels.zalo.sender import ZaloSender
+from bot.channels.zalo.tokens import ZaloTokens
+from bot.config import Settings, store_instance_secret
 from bot.content.faq import faq_metadata, faq_responses
 from bot.datafiles import read_yaml
 from bot.domain import FaqEntry
@@ -38,7 +47,7 @@ from bot.engine.events import EventHub
 from bot.engine.handoff import BUTTON_INTENTS as HANDOFF_BUTTON_INTENTS
 from bot.engine.handoff import AvailabilityCheck, HandoffFlow, ServiceHours
 from bot.engine.outbox import OutboxDispatcher, Sender
-from bot.engine.policy import Policy
+from bot.engine.policy import CHANNEL_INTENTS, Policy
 from bot.engine.responses import ResponseCatalog
 from bot.engine.safety import load_safety_rules
 from bot.engine.screening import SCREENING_INTENT, ScreeningFlow, load_questionnaire
@@ -49,6 +58,7 @@ from bot.nlu.cues import CUE_NAMES
 from bot.nlu.interpreter import ClassifierInterpreter
 from bot.nlu.training import load_interpreter
 from bot.storage.cases import CaseStore
+from bot.storage.channel_state import ChannelStateStore
 from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, ping, session_factory
 from bot.storage.migrate import current_revision, head_revision
@@ -93,6 +103,9 @@ class Services:
     database: AsyncEngine
     cases: CaseStore
     desk: CounsellorDesk
+    channel_state: ChannelStateStore
+    telegram: telegram_channel.TelegramInbound | None = None
+    zalo_tokens: ZaloTokens | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -146,7 +159,60 @@ async def faq_for_service(settings: Settings, store: Store) -> list[FaqEntry]:
     return await store.get_faq_entries()
 
 
-async def open_services(settings: Settings, senders: dict[str, Sender] | None = None) -> Services:
+def platform_channels_configured(settings: Settings) -> dict[str, bool]:
+    """Which messaging platforms have the credentials they need."""
+    return {
+        telegram_channel.CHANNEL: bool(settings.telegram_token),
+        facebook_channel.CHANNEL: bool(
+            settings.facebook_app_secret
+            and settings.facebook_page_token
+            and settings.facebook_verify_token
+        ),
+        zalo_channel.CHANNEL: bool(
+            settings.zalo_app_id and settings.zalo_secret_key and settings.zalo_access_token
+        ),
+    }
+
+
+def _platform_senders(
+    settings: Settings, state: ChannelStateStore
+) -> tuple[dict[str, Sender], telegram_channel.TelegramInbound | None, ZaloTokens | None]:
+    """The outbound clients of the configured platforms (no network until they send)."""
+    configured = platform_channels_configured(settings)
+    senders: dict[str, Sender] = {}
+    telegram: telegram_channel.TelegramInbound | None = None
+    tokens: ZaloTokens | None = None
+    if configured[telegram_channel.CHANNEL]:
+        bot = make_bot(settings.telegram_token, settings.telegram_base_url)
+        senders[telegram_channel.CHANNEL] = TelegramSender(bot)
+        telegram = telegram_channel.TelegramInbound(bot, InboundRelay(telegram_channel.CHANNEL))
+    if configured[facebook_channel.CHANNEL]:
+        senders[facebook_channel.CHANNEL] = FacebookSender(
+            settings.facebook_graph_url,
+            settings.facebook_page_token,
+            human_agent=settings.facebook_human_agent,
+        )
+    if configured[zalo_channel.CHANNEL]:
+        tokens = ZaloTokens(
+            state,
+            app_id=settings.zalo_app_id,
+            app_secret=settings.zalo_app_secret,
+            oauth_url=settings.zalo_oauth_url,
+            access_token=settings.zalo_access_token,
+            refresh_token=settings.zalo_refresh_token,
+        )
+        senders[zalo_channel.CHANNEL] = ZaloSender(settings.zalo_api_url, tokens)
+    return senders, telegram, tokens
+
+
+async def open_services(
+    settings: Settings,
+    senders: dict[str, Sender] | None = None,
+    *,
+    platform_channels: bool = False,
+) -> Services:
+    """Everything a running instance needs; with ``platform_channels`` also the
+    senders of the configured messaging platforms (the server's case)."""
     settings.require_secrets()
     hours = ServiceHours.parse(settings.service_hours)
     database = create_engine(settings.database_url)
@@ -158,13 +224,21 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
             settings.model_dir,
             settings.nlu_threshold,
             settings.cue_rules_file,
-            button_intents=frozenset({SCREENING_INTENT, *HANDOFF_BUTTON_INTENTS}),
+            button_intents=frozenset({SCREENING_INTENT, *HANDOFF_BUTTON_INTENTS, *CHANNEL_INTENTS}),
         )
     )
     models.get().parse("xin chào")  # warm up: the first parse loads underthesea
+    channel_state = ChannelStateStore(session_factory(database), vault)
+    senders = dict(senders or {})
+    telegram, zalo_tokens = None, None
+    if platform_channels:
+        platform, telegram, zalo_tokens = _platform_senders(settings, channel_state)
+        senders.update(platform)
+    if zalo_tokens is not None:
+        await zalo_tokens.start()
     dispatcher = OutboxDispatcher(
         store,
-        senders or {},
+        senders,
         max_attempts=settings.outbox_max_attempts,
         retry_base_seconds=settings.outbox_retry_base_seconds,
     )
@@ -190,7 +264,20 @@ async def open_services(settings: Settings, senders: dict[str, Sender] | None = 
         events=events,
     )
     staff = StaffStore(session_factory(database))
-    return Services(settings, store, staff, models, turns, dispatcher, database, cases, desk)
+    return Services(
+        settings,
+        store,
+        staff,
+        models,
+        turns,
+        dispatcher,
+        database,
+        cases,
+        desk,
+        channel_state,
+        telegram=telegram,
+        zalo_tokens=zalo_tokens,
+    )
 
 
 async def seed_canned_replies(settings: Settings, cases: CaseStore) -> None:
@@ -312,6 +399,71 @@ def _add_security_headers(response: HTTPResponse) -> None:
     headers.setdefault("Cache-Control", "no-store")
 
 
+async def register_telegram_webhook(settings: Settings, address: str) -> tuple[str, Path]:
+    """``donghanh telegram set-webhook``: register the https address under a new
+    secret token (kept in the instance secrets) and publish the command menu."""
+    if not settings.telegram_token:
+        raise ConfigError("DONGHANH_TELEGRAM_TOKEN is not set (the token BotFather gave you)")
+    url = telegram_channel.webhook_url(address)
+    secret = secrets.token_urlsafe(32)
+    bot = make_bot(settings.telegram_token, settings.telegram_base_url)
+    try:
+        await telegram_channel.register_webhook(bot, url, secret)
+    finally:
+        await bot.shutdown()
+    return url, store_instance_secret(settings.instance_dir, "telegram_secret_token", secret)
+
+
+def _telegram_inbound(request: Request) -> telegram_channel.TelegramInbound:
+    inbound = _services(request).telegram
+    assert inbound is not None  # the route is mounted only when Telegram is configured
+    return inbound
+
+
+def mount_platform_channels(app: Sanic[Any, Any], settings: Settings) -> None:
+    """The webhooks of the platforms whose credentials are set; each other one is
+    logged once as off."""
+    configured = platform_channels_configured(settings)
+    max_bytes = settings.request_max_bytes
+    webhook_ready = configured[telegram_channel.CHANNEL] and settings.telegram_secret_token
+    if webhook_ready:
+        app.blueprint(
+            telegram_channel.create_blueprint(
+                _telegram_inbound,
+                _turns,
+                secret_token=settings.telegram_secret_token,
+                max_bytes=max_bytes,
+            )
+        )
+    if configured[facebook_channel.CHANNEL]:
+        app.blueprint(
+            facebook_channel.create_blueprint(
+                _turns,
+                app_secret=settings.facebook_app_secret,
+                verify_token=settings.facebook_verify_token,
+                max_bytes=max_bytes,
+            )
+        )
+    if configured[zalo_channel.CHANNEL]:
+        app.blueprint(
+            zalo_channel.create_blueprint(
+                _turns,
+                app_id=settings.zalo_app_id,
+                secret_key=settings.zalo_secret_key,
+                max_age_seconds=settings.webhook_max_age_seconds,
+                max_bytes=max_bytes,
+            )
+        )
+    for channel, ready in configured.items():
+        if not ready:
+            logger.info("channel off", extra={"event": "channel_off", "channel": channel})
+    if configured[telegram_channel.CHANNEL] and not webhook_ready:
+        logger.info(
+            "telegram webhook off: no secret token (donghanh telegram set-webhook)",
+            extra={"event": "channel_off", "channel": "telegram_webhook"},
+        )
+
+
 def create_app(settings: Settings) -> Sanic[Any, Any]:
     configure_logging(settings.log_level)  # again in each worker process Sanic starts
     app = Sanic(f"donghanh_{next(_app_numbers)}", configure_logging=False)
@@ -330,7 +482,7 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
             senders[callback_channel.CHANNEL] = callback_channel.CallbackSender(
                 settings.callback_url
             )
-        app.ctx.services = await open_services(settings, senders)
+        app.ctx.services = await open_services(settings, senders, platform_channels=True)
 
     @app.after_server_start
     async def start_background_work(app: Sanic[Any, Any]) -> None:
@@ -338,6 +490,11 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
         services.tasks.append(asyncio.create_task(services.dispatcher.run_forever()))
         services.tasks.append(asyncio.create_task(_recovery_loop(services)))
         services.tasks.append(asyncio.create_task(_handoff_loop(services)))
+        if services.zalo_tokens is not None:
+            services.tasks.append(asyncio.create_task(services.zalo_tokens.run_forever()))
+        if settings.telegram_polling and services.telegram is not None:
+            polling = telegram_channel.poll_forever(services.telegram, services.turns)
+            services.tasks.append(asyncio.create_task(polling))
 
     @app.after_server_stop
     async def close_resources(app: Sanic[Any, Any]) -> None:
@@ -369,6 +526,7 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
         app.blueprint(callback_channel.create_blueprint(_turns, settings.request_max_bytes))
     else:
         logger.info("callback channel off", extra={"event": "channel_off", "channel": "callback"})
+    mount_platform_channels(app, settings)
     app.blueprint(health.create_blueprint(_ping, _model_info))
     app.blueprint(parse.create_blueprint(_interpreter, settings.request_max_bytes))
     app.blueprint(pages.create_blueprint())

@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace, *, create_secrets: bool = False) -> Sett
     settings = load_settings(create_secrets=create_secrets)
     overrides = {
         k: getattr(args, k)
-        for k in ("host", "port", "workers")
+        for k in ("host", "port", "workers", "telegram_polling")
         if getattr(args, k, None) is not None
     }
     if overrides:
@@ -322,6 +322,10 @@ def _serve_workers(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.require_secrets()
+    if settings.telegram_polling and not settings.telegram_token:
+        raise ConfigError("--telegram-polling needs DONGHANH_TELEGRAM_TOKEN")
+    if settings.telegram_polling and settings.workers > 1:
+        raise ConfigError("--telegram-polling runs in one worker only: use --workers 1")
     base = f"http://{settings.host}:{settings.port}"
     print(
         f"Đồng Hành đang chạy.\n  Trò chuyện trên web: {base}/chat\n"
@@ -341,6 +345,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _serve_workers(settings)
     else:
         _serve_single(settings)
+    return 0
+
+
+def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:
+    """Register ``URL`` with Telegram under a new secret token, kept in the instance
+    secrets, and publish the command menu."""
+    from bot.app import register_telegram_webhook
+
+    settings = _settings(args)
+    url, path = asyncio.run(register_telegram_webhook(settings, args.url))
+    print(
+        f"Đã đăng ký webhook Telegram: {url}\n"
+        f"Mã bí mật đã lưu trong {path}. Khởi động lại máy chủ để dùng mã mới.",
+        flush=True,
+    )
     return 0
 
 
@@ -366,7 +385,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
+    serve.add_argument(
+        "--telegram-polling",
+        action="store_const",
+        const=True,
+        help="fetch Telegram messages with getUpdates (no public URL needed)",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    telegram = commands.add_parser("telegram", help="the Telegram channel").add_subparsers(
+        dest="telegram_command", required=True
+    )
+    set_webhook = telegram.add_parser(
+        "set-webhook", help="register this server's https URL with a new secret token"
+    )
+    set_webhook.add_argument("url", help="https://your.host (the webhook path is added)")
+    set_webhook.set_defaults(func=cmd_telegram_set_webhook)
 
     commands.add_parser("chat", help="chat with the bot in this terminal").set_defaults(
         func=cmd_chat

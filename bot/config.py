@@ -56,6 +56,23 @@ class Settings:
     handoff_update_minutes: float = 10.0  # tell a waiting person after this long
     handoff_max_updates: int = 2  # at most this many "still waiting" messages per request
     facebook_human_agent: bool = False  # Messenger's HUMAN_AGENT tag is approved for the page
+    # Channels: each is mounted only when its credentials are set (README: "Channels").
+    telegram_token: str = field(default="", repr=False)
+    telegram_secret_token: str = field(default="", repr=False)  # X-Telegram-Bot-Api-Secret-Token
+    telegram_base_url: str = "https://api.telegram.org/bot"  # or a local Bot API server
+    facebook_app_secret: str = field(default="", repr=False)
+    facebook_page_token: str = field(default="", repr=False)
+    facebook_verify_token: str = field(default="", repr=False)
+    facebook_graph_url: str = "https://graph.facebook.com/v21.0"
+    zalo_app_id: str = ""
+    zalo_secret_key: str = field(default="", repr=False)  # the OA secret key (webhooks)
+    zalo_app_secret: str = field(default="", repr=False)  # the app's secret (token refresh)
+    zalo_access_token: str = field(default="", repr=False)
+    zalo_refresh_token: str = field(default="", repr=False)
+    zalo_api_url: str = "https://openapi.zalo.me"
+    zalo_oauth_url: str = "https://oauth.zaloapp.com"
+    webhook_max_age_seconds: int = 900  # older signed events are refused (replays)
+    telegram_polling: bool = False  # `donghanh serve --telegram-polling`
 
     @property
     def model_dir(self) -> Path:
@@ -139,6 +156,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "handoff_update_minutes": float,
     "handoff_max_updates": int,
     "facebook_human_agent": lambda raw: _parse_bool(raw),
+    "webhook_max_age_seconds": int,
+    "telegram_polling": lambda raw: _parse_bool(raw),
 }
 
 
@@ -206,6 +225,15 @@ def write_private_yaml(path: Path, data: Mapping[str, Any]) -> None:
     tmp.replace(path)
 
 
+def store_instance_secret(instance_dir: Path, name: str, value: str) -> Path:
+    """Add or replace one secret in ``<instance>/secrets.yml`` (mode 600)."""
+    path = instance_dir / SECRETS_FILE_NAME
+    stored = _read_secrets_file(path)
+    stored[name] = value
+    write_private_yaml(path, stored)
+    return path
+
+
 def ensure_instance_secrets(instance_dir: Path) -> bool:
     """Create the instance folder (owner-only) and its secrets file if missing.
 
@@ -238,6 +266,8 @@ def load_settings(
     stored = _read_secrets_file(instance_dir / SECRETS_FILE_NAME)
     values.setdefault("encryption_keys", _parse_keys(stored.get("encryption_keys", ())))
     values.setdefault("pseudonym_secret", str(stored.get("pseudonym_secret", "")))
+    if stored.get("telegram_secret_token"):  # written by `donghanh telegram set-webhook`
+        values.setdefault("telegram_secret_token", str(stored["telegram_secret_token"]))
     if not values.get("database_url"):
         values["database_url"] = f"sqlite+aiosqlite:///{instance_dir / 'donghanh.sqlite3'}"
     if values.get("workers", 1) < 1:

@@ -106,20 +106,30 @@ class Delivery:
     reply: Reply
     attempts: int
     author: str = "bot"  # "counsellor": Messenger sends it with the HUMAN_AGENT tag
+    person_last_seen_at: datetime | None = None  # when the person last wrote (reply windows)
 
 
 class DeliveryError(Exception):
     """A channel could not deliver a reply.
 
     ``retryable`` says whether to try again; ``deferred`` says the person is simply not
-    reachable now (a closed web chat): wait for them without spending an attempt.
+    reachable now (a closed web chat): wait for them without spending an attempt;
+    ``retry_after`` is how long the platform asked us to wait (a 429), in seconds.
     """
 
-    def __init__(self, reason: str, *, retryable: bool = True, deferred: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool = True,
+        deferred: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.deferred = deferred
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

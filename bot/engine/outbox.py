@@ -86,7 +86,9 @@ class OutboxDispatcher:
             if exc.deferred:
                 await self.store.do_defer(delivery.outbox_id, utcnow() + DEFER_FOR)
             else:
-                await self._after_failure(delivery, exc.reason, retryable=exc.retryable)
+                await self._after_failure(
+                    delivery, exc.reason, retryable=exc.retryable, wait_at_least=exc.retry_after
+                )
             return False
         except Exception as exc:
             await self._after_failure(delivery, f"{type(exc).__name__}", retryable=True)
@@ -94,7 +96,14 @@ class OutboxDispatcher:
         await self.store.do_mark_sent(delivery.outbox_id)
         return True
 
-    async def _after_failure(self, delivery: Delivery, reason: str, *, retryable: bool) -> None:
+    async def _after_failure(
+        self,
+        delivery: Delivery,
+        reason: str,
+        *,
+        retryable: bool,
+        wait_at_least: float | None = None,
+    ) -> None:
         attempt = delivery.attempts + 1
         if not retryable or attempt >= self.max_attempts:
             await self.store.do_mark_failed(delivery.outbox_id, reason)
@@ -107,7 +116,7 @@ class OutboxDispatcher:
                 },
             )
             return
-        delay = self.retry_base_seconds * (2 ** (attempt - 1))
+        delay = max(self.retry_base_seconds * (2 ** (attempt - 1)), wait_at_least or 0.0)
         await self.store.do_mark_retry(
             delivery.outbox_id, reason, utcnow() + timedelta(seconds=delay)
         )

@@ -54,6 +54,11 @@ START_SCREENING_INTENT = "start_screening"
 SCREENING_START = "screening_start"
 HELD_DANGER = "held_danger"  # a counsellor holds it, and the person seems in danger now
 HELD_SILENT = "held_silent"
+# Channels send these for what is not text: a sticker, a photo, a voice note ...
+MEDIA_INTENT = "user_sent_media"
+# ... and for a chat app's own commands (Telegram's /help)
+HELP_INTENT = "help"
+CHANNEL_INTENTS = frozenset({MEDIA_INTENT, HELP_INTENT})
 ERASURE_STEPS = frozenset({"utter_delete_confirm", "erase", "utter_delete_cancelled"})
 # A slot the bot asked for, and the action that takes the answer.
 FLOW_ACTIONS = {"province": "action_find_service"}
@@ -113,6 +118,7 @@ class Policy:
             "utter_deleted",
             "utter_delete_cancelled",
             "utter_stop",
+            "utter_text_only",
         }
         missing = required - set(responses.names)
         if missing:
@@ -167,6 +173,8 @@ class Policy:
             return self._utter("utter_empty", slots)
         if self._is_danger_now(parse):
             return self._emergency(slots, context.state)
+        if intent == MEDIA_INTENT:  # a flow in progress waits for a typed answer
+            return self._utter("utter_text_only", slots)
         command = (
             None
             if _gives_requested_slot(parse, slots)

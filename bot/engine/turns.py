@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.domain import AuthorKind, ConversationState, InboundMessage, ParseResult, Priority
+from bot.engine.choices import resolve_choice
 from bot.engine.events import EventHub, message_event
 from bot.engine.policy import HELD_DANGER, Decision, Policy, TurnContext
 from bot.engine.screening import RESULT_SLOT
@@ -188,8 +189,9 @@ class TurnEngine:
         return await self.policy.decide(parse, context)
 
     async def _run_turn(self, turn: TurnInput) -> TurnOutcome:
-        text_was_cut = len(turn.text) > self.max_message_chars
-        parse = self._parse(turn.text[: self.max_message_chars])
+        text = resolve_choice(turn.text, turn.last_buttons)
+        text_was_cut = len(text) > self.max_message_chars
+        parse = self._parse(text[: self.max_message_chars])
         slots = dict(turn.context.get("slots", {}))
         decision = await self._decide(turn, parse, text_was_cut)
         intent = parse.intent_name

@@ -278,3 +278,33 @@ class CannedReply(Base):
     title: Mapped[str] = mapped_column(String(100), unique=True)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelCredential(Base):
+    """A platform token pair that rotates (Zalo OA): encrypted, with its expiry and a
+    lease so that only one worker refreshes it at a time."""
+
+    __tablename__ = "channel_credentials"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    refresh_token_enc: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    # SHA-256 of the configured refresh token this pair descends from: new credentials
+    # in the configuration replace the stored pair
+    seeded_from: Mapped[str] = mapped_column(String(64))
+    refreshed_at: Mapped[datetime | None] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+
+
+class SystemAlert(Base):
+    """Something admins must act on (a token refresh failed ...). No personal data."""
+
+    __tablename__ = "system_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column()

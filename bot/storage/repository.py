@@ -69,6 +69,8 @@ class TurnInput:
     already_processed: bool
     assigned_staff_id: int | None = None
     received_at: datetime | None = None
+    # the buttons of the last message the person was sent, so "1" or a title picks one
+    last_buttons: tuple[Button, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,16 @@ class Store:
                 if conversation.context_enc
                 else {}
             )
+            last_buttons = await session.scalar(
+                select(Message.buttons)
+                .where(
+                    Message.conversation_id == conversation.id,
+                    Message.direction == Direction.OUTBOUND.value,
+                    Message.id < message.id,
+                )
+                .order_by(Message.id.desc())
+                .limit(1)
+            )
             return TurnInput(
                 message_id=message.id,
                 conversation_id=conversation.id,
@@ -298,6 +310,7 @@ class Store:
                 already_processed=message.processed_at is not None,
                 assigned_staff_id=conversation.assigned_staff_id,
                 received_at=message.created_at,
+                last_buttons=_buttons_from_json(last_buttons),
             )
 
     async def do_record_turn(self, turn: TurnInput, outcome: TurnOutcome) -> list[RecordedReply]:
@@ -497,6 +510,7 @@ class Store:
             ),
             attempts=item.attempts,
             author=message.author,
+            person_last_seen_at=contact.last_seen_at,
         )
 
     async def _claim(

@@ -1,7 +1,8 @@
 """``donghanh chat``: type a message, read the bot's replies, in a terminal.
 
 Runs the same engine and storage as the server (messages are stored and encrypted the
-same way). Buttons are shown numbered; typing the number selects the button.
+same way). Buttons are shown numbered; typing the number selects the button (the
+engine resolves it against the buttons last sent).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import secrets
 from typing import TextIO
 
-from bot.domain import Button, Delivery, InboundMessage
+from bot.domain import Delivery, InboundMessage
 from bot.engine.turns import TurnEngine
 
 CHANNEL = "terminal"
@@ -23,26 +24,16 @@ def render(delivery: Delivery) -> list[str]:
     return lines
 
 
-def resolve_choice(text: str, buttons: list[Button]) -> str:
-    stripped = text.strip()
-    if stripped.isdigit() and 1 <= int(stripped) <= len(buttons):
-        return buttons[int(stripped) - 1].payload
-    return text
-
-
 async def run_terminal_chat(turns: TurnEngine, stdin: TextIO, stdout: TextIO) -> int:
     sender = f"terminal-{secrets.token_hex(8)}"
-    buttons: list[Button] = []
     stdout.write("Gõ tin nhắn rồi Enter. Gõ /thoat để kết thúc.\n")
     stdout.flush()
     while True:
         line = await asyncio.to_thread(stdin.readline)
         if not line or line.strip() in QUIT_WORDS:
             return 0
-        text = resolve_choice(line.rstrip("\r\n"), buttons)
+        text = line.rstrip("\r\n")
         await turns.handle(InboundMessage(channel=CHANNEL, sender_id=sender, text=text))
-        buttons = []
         for delivery in await turns.store.do_take_pending_for_contact(CHANNEL, sender):
             stdout.write("\n".join(render(delivery)) + "\n")
-            buttons = list(delivery.reply.buttons) or buttons
         stdout.flush()

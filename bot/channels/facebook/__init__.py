@@ -1,0 +1,1 @@
+"""Facebook Messenger: the page webhook in, the Send API out."""

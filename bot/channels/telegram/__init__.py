@@ -1,0 +1,1 @@
+"""Telegram: webhook or polling in, the Bot API out, through python-telegram-bot."""
