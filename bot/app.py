@@ -63,7 +63,7 @@ from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, ping, session_factory
 from bot.storage.migrate import current_revision, head_revision
 from bot.storage.repository import StaffStore, Store
-from bot.web import auth, console, health, openapi, pages, parse
+from bot.web import admin, auth, console, health, openapi, pages, parse
 from bot.web.errors import register_error_handlers
 
 logger = logging.getLogger("donghanh.app")
@@ -370,6 +370,10 @@ def _availability(request: Request, staff_id: int) -> Awaitable[tuple[bool, bool
     return _services(request).cases.get_availability(staff_id)
 
 
+def _channel_state(request: Request) -> ChannelStateStore:
+    return _services(request).channel_state
+
+
 def _turns(request: Request) -> TurnEngine:
     return _services(request).turns
 
@@ -532,6 +536,7 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
     app.blueprint(pages.create_blueprint())
     app.blueprint(auth.create_blueprint(_staff, _store, auth_settings(settings), _availability))
     app.blueprint(console.create_blueprint(_console, _staff, auth_settings(settings)))
+    app.blueprint(admin.create_blueprint(_channel_state, _staff, auth_settings(settings)))
     app.blueprint(openapi.create_blueprint())
     app.static("/static", Path(__file__).parent / "web" / "static", name="static")
     return app

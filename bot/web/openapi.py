@@ -285,6 +285,10 @@ CONSOLE_PATHS: dict[str, Any] = {
             {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}},
         ],
     ),
+    "/api/v1/admin/alerts": _read(
+        "Alerts for admins and replies the outbox gave up on (admins, supervisors)",
+        "Open and past alerts; failed deliveries counted by channel and reason",
+    ),
     "/api/v1/canned-replies": {
         **_read("Canned replies", "Canned replies"),
         "post": _write(

@@ -7,7 +7,6 @@ erasure, call-back numbers and the audit log each have a test."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,8 +17,9 @@ import httpx
 import pytest
 import yaml
 from conftest import REPO, CallbackRecorder, LiveServer, create_staff, make_settings
+from console_client import Counsellor
 from sqlalchemy import text
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from bot.config import Settings
 from bot.storage.db import create_engine
@@ -121,66 +121,6 @@ class Person:
         return self.says_and_settles(consent)
 
 
-class Counsellor:
-    def __init__(self, server: LiveServer, username: str) -> None:
-        self.server = server
-        self.username = username
-        self.http = httpx.Client(base_url=server.base_url, timeout=30)
-        response = self.http.post(
-            "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
-        )
-        assert response.status_code == 200, response.text
-        self.csrf = response.json()["csrf_token"]
-        self.id = response.json()["user"]["id"]
-
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        return self.http.get(f"/api/v1{path}", params=params)
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        return self.http.post(
-            f"/api/v1{path}", json=body or {}, headers={"X-CSRF-Token": self.csrf}
-        )
-
-    def queue(self) -> dict[str, Any]:
-        response = self.get("/queue")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def waiting_item(self, person_marker: int) -> dict[str, Any]:
-        return next(i for i in self.queue()["waiting"] if i["id"] == person_marker)
-
-    def events(self) -> Events:
-        cookie = f"dh_session={self.http.cookies['dh_session']}"
-        url = self.server.base_url.replace("http://", "ws://") + "/api/v1/events"
-        return Events(connect(url, additional_headers={"Cookie": cookie}, open_timeout=10))
-
-    def close(self) -> None:
-        self.post("/me/availability", {"available": False})
-        self.http.close()
-
-
-class Events:
-    def __init__(self, socket: ClientConnection) -> None:
-        self.socket = socket
-        hello = self.next(lambda e: True)
-        assert hello["type"] == "hello"
-
-    def next(self, wanted: Any, timeout: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                event: dict[str, Any] = json.loads(self.socket.recv(timeout=0.5))
-            except TimeoutError:
-                continue
-            if wanted(event):
-                return event
-        raise AssertionError("the expected event did not come")
-
-    def close(self) -> None:
-        self.socket.close()
-
-
 def newest_waiting_id(counsellor: Counsellor) -> int:
     waiting = counsellor.queue()["waiting"]
     assert waiting, "nothing is waiting"
@@ -194,7 +134,7 @@ def person(server: LiveServer, callback_recorder: CallbackRecorder) -> Person:
 
 @pytest.fixture
 def counsellor(server: LiveServer) -> Iterator[Counsellor]:
-    member = Counsellor(server, "tuvan_a")
+    member = Counsellor(server, "tuvan_a", PASSWORD)
     yield member
     member.close()
 
@@ -204,9 +144,9 @@ def _all_staff_off_duty(server: LiveServer) -> None:
     socket takes the server a moment to notice)."""
     for username, role in STAFF:
         if role in ("counsellor", "supervisor"):
-            member = Counsellor(server, username)
+            member = Counsellor(server, username, PASSWORD)
             member.close()
-    checker = Counsellor(server, "giamsat")
+    checker = Counsellor(server, "giamsat", PASSWORD)
     deadline = time.monotonic() + 10
     while checker.queue()["counsellors_available"] and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -277,7 +217,7 @@ def test_the_whole_path_from_request_to_close(
 
 
 def test_two_counsellors_cannot_both_accept(server: LiveServer, person: Person) -> None:
-    first, second = Counsellor(server, "tuvan_a"), Counsellor(server, "tuvan_b")
+    first, second = Counsellor(server, "tuvan_a", PASSWORD), Counsellor(server, "tuvan_b", PASSWORD)
     try:
         person.asks_for_counsellor(FULL)
         case_id = newest_waiting_id(first)
@@ -319,7 +259,7 @@ def test_refused_history_is_refused_by_the_api_and_audited(
     details = counsellor.get(f"/conversations/{case_id}").json()
     assert details["history_allowed"] is False and details["cues"] == []
 
-    supervisor = Counsellor(server, "giamsat")
+    supervisor = Counsellor(server, "giamsat", PASSWORD)
     try:
         assert supervisor.get(f"/conversations/{case_id}/messages").status_code == 403
         log = supervisor.get("/audit", conversation_id=case_id).json()["entries"]
@@ -350,7 +290,7 @@ def test_no_counsellor_gives_111_keeps_the_request_and_writes_back_later(
     assert replies == [RESPONSES["utter_handoff_no_counsellor"]]
     assert "111" in replies[0]
 
-    later = Counsellor(server, "tuvan_b")
+    later = Counsellor(server, "tuvan_b", PASSWORD)
     try:
         assert later.post("/me/availability", {"available": True}).json() == {"available": True}
         assert later.get("/me").json()["available"] is True
@@ -370,7 +310,7 @@ def test_no_counsellor_gives_111_keeps_the_request_and_writes_back_later(
 def test_the_person_can_cancel_while_waiting(server: LiveServer, person: Person) -> None:
     _all_staff_off_duty(server)
     person.asks_for_counsellor(FULL)
-    watcher = Counsellor(server, "tuvan_a")
+    watcher = Counsellor(server, "tuvan_a", PASSWORD)
     try:
         case_id = newest_waiting_id(watcher)
         live = watcher.events()
@@ -397,7 +337,7 @@ def test_a_call_back_number_is_kept_encrypted_and_deleted_at_close(
     ]
     assert person.says_and_settles("tối nay sau 8 giờ") == [RESPONSES["utter_callback_saved"]]
 
-    counsellor = Counsellor(server, "tuvan_a")
+    counsellor = Counsellor(server, "tuvan_a", PASSWORD)
     try:
         case_id = newest_waiting_id(counsellor)
         assert counsellor.waiting_item(case_id)["callback_requested"] is True
@@ -467,7 +407,7 @@ def test_transfer_moves_the_conversation_and_its_access(
     server: LiveServer, person: Person, counsellor: Counsellor
 ) -> None:
     case_id = _held_case(server, person, counsellor)
-    other = Counsellor(server, "tuvan_b")
+    other = Counsellor(server, "tuvan_b", PASSWORD)
     try:
         moved = counsellor.post(f"/conversations/{case_id}/transfer", {"to": "tuvan_b"})
         assert moved.status_code == 200, moved.text
@@ -507,9 +447,9 @@ def test_notes_are_private_encrypted_and_every_read_is_audited(
     counsellor.get(f"/conversations/{case_id}")
     counsellor.get(f"/conversations/{case_id}/messages")
 
-    other = Counsellor(server, "tuvan_b")
-    admin = Counsellor(server, "quantri")
-    supervisor = Counsellor(server, "giamsat")
+    other = Counsellor(server, "tuvan_b", PASSWORD)
+    admin = Counsellor(server, "quantri", PASSWORD)
+    supervisor = Counsellor(server, "giamsat", PASSWORD)
     try:
         assert other.get(f"/conversations/{case_id}/notes").status_code == 403
         assert admin.get("/queue").status_code == 403
