@@ -38,9 +38,10 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-# pytest exits 5 when it collected no tests: that is a failure here.
+# pytest exits 5 when it collected no tests: that is a failure here. Test files run on
+# every core (pytest-xdist), each file in one worker so its server starts once.
 test: lint typecheck
-	$(BIN)/python -m pytest; status=$$?; \
+	$(BIN)/python -m pytest -n auto --dist loadfile; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$status
 
