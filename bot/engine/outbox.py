@@ -120,3 +120,5 @@ class OutboxDispatcher:
         await self.store.do_mark_retry(
             delivery.outbox_id, reason, utcnow() + timedelta(seconds=delay)
         )
+        if delay < self.idle_seconds:  # otherwise the idle tick comes first anyway
+            asyncio.get_running_loop().call_later(delay + 0.02, self.wake)

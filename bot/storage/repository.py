@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.domain import (
     AuthorKind,
@@ -134,6 +135,16 @@ async def _apply_handoff(
     elif change.kind in ("phone", "when") and change.value:
         column = "callback_phone_enc" if change.kind == "phone" else "callback_when_enc"
         await session.execute(this.values({column: vault.encrypt(change.value)}))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A raw SQL aggregate's datetime, in UTC (SQLite returns it without a zone, or as
+    text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _claimable_now() -> Any:
@@ -491,14 +502,31 @@ class Store:
     # -- outbox ----------------------------------------------------------------------
 
     def _delivery_query(self) -> Any:
+        """Outbox rows with their message, contact, and when the person last wrote in
+        that conversation (the platform's own time: Messenger's reply window)."""
+        inbound = aliased(Message)
+        last_inbound = (
+            select(func.max(inbound.created_at))
+            .where(
+                inbound.conversation_id == Message.conversation_id,
+                inbound.direction == Direction.INBOUND.value,
+            )
+            .scalar_subquery()
+        )
         return (
-            select(OutboxItem, Message, Contact)
+            select(OutboxItem, Message, Contact, last_inbound)
             .join(Message, Message.id == OutboxItem.message_id)
             .join(Contact, Contact.id == OutboxItem.contact_id)
             .order_by(OutboxItem.id)
         )
 
-    def _to_delivery(self, item: OutboxItem, message: Message, contact: Contact) -> Delivery:
+    def _to_delivery(
+        self,
+        item: OutboxItem,
+        message: Message,
+        contact: Contact,
+        last_inbound_at: datetime | None,
+    ) -> Delivery:
         return Delivery(
             outbox_id=item.id,
             channel=item.channel,
@@ -510,7 +538,7 @@ class Store:
             ),
             attempts=item.attempts,
             author=message.author,
-            person_last_seen_at=contact.last_seen_at,
+            person_last_seen_at=_aware(last_inbound_at) or contact.last_seen_at,
         )
 
     async def _claim(
@@ -522,7 +550,7 @@ class Store:
         so two senders never deliver the same reply.
         """
         claimed = []
-        for item, message, contact in rows:
+        for item, message, contact, last_inbound_at in rows:
             result = await session.execute(
                 update(OutboxItem)
                 .where(OutboxItem.id == item.id, OutboxItem.status == item.status)
@@ -531,7 +559,7 @@ class Store:
                 .values(**values)
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(self._to_delivery(item, message, contact))
+                claimed.append(self._to_delivery(item, message, contact, last_inbound_at))
         if values.get("status") == OutboxStatus.SENT.value:
             await self._purge_erased_contacts(session)
         await session.commit()

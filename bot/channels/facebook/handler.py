@@ -64,7 +64,10 @@ def _message_text(message: dict[str, Any]) -> str | None:
     attachments = message.get("attachments")
     if isinstance(attachments, list) and attachments:
         first = attachments[0] if isinstance(attachments[0], dict) else {}
-        kind = "sticker" if message.get("sticker_id") else str(first.get("type") or "other")
+        payload = first.get("payload")
+        payload = payload if isinstance(payload, dict) else {}
+        sticker = message.get("sticker_id") or payload.get("sticker_id")
+        kind = "sticker" if sticker else str(first.get("type") or "other")
         return media_text(kind)
     return None
 
