@@ -226,7 +226,9 @@ def write_private_yaml(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def store_instance_secret(instance_dir: Path, name: str, value: str) -> Path:
-    """Add or replace one secret in ``<instance>/secrets.yml`` (mode 600)."""
+    """Add or replace one secret in ``<instance>/secrets.yml`` (mode 600), creating the
+    instance's own secrets first if it has none yet."""
+    ensure_instance_secrets(instance_dir)
     path = instance_dir / SECRETS_FILE_NAME
     stored = _read_secrets_file(path)
     stored[name] = value
@@ -235,17 +237,20 @@ def store_instance_secret(instance_dir: Path, name: str, value: str) -> Path:
 
 
 def ensure_instance_secrets(instance_dir: Path) -> bool:
-    """Create the instance folder (owner-only) and its secrets file if missing.
+    """Create the instance folder (owner-only) and the secrets it lacks (encryption
+    keys, pseudonymisation secret), keeping any others in the file.
 
-    Returns True if the secrets were created.
+    Returns True if secrets were created.
     """
     if not instance_dir.exists():
         instance_dir.mkdir(parents=True, mode=0o700)
         instance_dir.chmod(0o700)
     path = instance_dir / SECRETS_FILE_NAME
-    if path.exists():
+    stored = _read_secrets_file(path)
+    missing = {k: v for k, v in generate_secrets().items() if not stored.get(k)}
+    if not missing:
         return False
-    write_private_yaml(path, generate_secrets())
+    write_private_yaml(path, {**stored, **missing})
     return True
 
 
@@ -272,4 +277,6 @@ def load_settings(
         values["database_url"] = f"sqlite+aiosqlite:///{instance_dir / 'donghanh.sqlite3'}"
     if values.get("workers", 1) < 1:
         raise ConfigError("DONGHANH_WORKERS must be at least 1")
+    if values.get("webhook_max_age_seconds", 1) < 1:
+        raise ConfigError("DONGHANH_WEBHOOK_MAX_AGE_SECONDS must be at least 1")
     return Settings(**values)

@@ -8,6 +8,7 @@ button's payload, against the buttons of the last message the person was sent.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from bot.domain import Button
@@ -26,7 +27,7 @@ def resolve_choice(text: str, buttons: Sequence[Button]) -> str:
     """The payload of the button ``text`` picks, or ``text`` itself."""
     if not buttons:
         return text
-    number = _NUMBER.match(text)
+    number = _NUMBER.match(unicodedata.normalize("NFC", text))
     if number and 1 <= int(number[1]) <= len(buttons):
         return buttons[int(number[1]) - 1].payload
     folded = _folded(text)

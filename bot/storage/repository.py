@@ -177,6 +177,15 @@ class Store:
     def pseudonym_for(self, channel: str, platform_user_id: str) -> str:
         return pseudonymise(self._pseudonym_secret, channel, platform_user_id)
 
+    def message_key_for(self, message: InboundMessage) -> str | None:
+        """The platform's message id as kept for deduplication: a keyed hash, since
+        some platforms' ids contain the person's id (Telegram's chat, Zalo's follower)."""
+        if not message.platform_message_id:
+            return None
+        return pseudonymise(
+            self._pseudonym_secret, f"{message.channel}#msg", message.platform_message_id
+        )
+
     # -- inbound ---------------------------------------------------------------------
 
     async def do_store_inbound(self, message: InboundMessage) -> StoredInbound | None:
@@ -196,7 +205,7 @@ class Store:
                 direction=Direction.INBOUND.value,
                 author=AuthorKind.USER.value,
                 text_enc=self.vault.encrypt(message.text),
-                platform_message_id=message.platform_message_id,
+                platform_message_id=self.message_key_for(message),
                 created_at=message.received_at or utcnow(),
             )
             session.add(row)
@@ -211,7 +220,7 @@ class Store:
         found = await session.scalar(
             select(Message.id).where(
                 Message.channel == message.channel,
-                Message.platform_message_id == message.platform_message_id,
+                Message.platform_message_id == self.message_key_for(message),
             )
         )
         return found is not None

@@ -70,7 +70,8 @@ def command_text(text: str) -> str:
     """``/start``, ``/tuvan@DongHanhBot`` ... as the payload the engine understands."""
     if not text.startswith("/"):
         return text
-    name = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
+    words = text[1:].split(maxsplit=1)
+    name = words[0].split("@", 1)[0].lower() if words else ""
     return COMMANDS.get(name, text)
 
 
@@ -121,14 +122,14 @@ def parse_update(data: dict[str, Any], bot: Bot) -> tuple[InboundMessage | None,
     """The message an update carries (or None), and a callback query id to answer."""
     try:
         update = Update.de_json(data, bot)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None, None
-    if update is None:
-        return None, None
-    if update.callback_query is not None:
-        return _from_callback(update.callback_query), update.callback_query.id
-    if update.message is not None:
-        return _from_message(update.message), None
+        if update is None:
+            return None, None
+        if update.callback_query is not None:
+            return _from_callback(update.callback_query), update.callback_query.id
+        if update.message is not None:
+            return _from_message(update.message), None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        return None, None  # not a shape Telegram sends: acknowledged, ignored
     return None, None  # edits, channel posts, membership changes ...
 
 
@@ -213,8 +214,17 @@ async def poll_forever(inbound: TelegramInbound, engine: TurnEngine) -> None:
             pause = min(pause * 2, 30.0)
             continue
         for update in updates:
-            # stored before the offset moves on: a crash here means a redelivery, not a loss
-            await inbound.take(engine, update.to_dict())
+            # stored before the offset moves on: a failure here means a redelivery
+            try:
+                await inbound.take(engine, update.to_dict())
+            except Exception as exc:
+                logger.warning(
+                    "polled update not stored",
+                    extra={"event": "polling_error", "error": type(exc).__name__},
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+                break
             offset = update.update_id + 1
 
 

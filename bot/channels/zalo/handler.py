@@ -46,6 +46,7 @@ MEDIA_EVENTS = {
     "user_send_business_card": "business_card",
 }
 MAX_TEXT_CHARS = 20_000
+MAX_TIMESTAMP_DIGITS = 16  # milliseconds: 13 digits until the year 2286
 logger = logging.getLogger("donghanh.channels.zalo")
 
 
@@ -67,7 +68,7 @@ def _event_timestamp(body: bytes) -> str | None:
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         return None
     text = str(raw)
-    return text if text.isdigit() else None
+    return text if text.isdigit() and len(text) <= MAX_TIMESTAMP_DIGITS else None
 
 
 def check_request(

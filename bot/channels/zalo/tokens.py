@@ -98,14 +98,21 @@ class ZaloTokens:
                 await self._refresh()
 
     async def _refresh(self) -> None:
+        seen = self._current
         claimed = await self.state.do_claim_refresh(CHANNEL, LEASE)
         if claimed is None:
             return  # another worker is refreshing; its pair is read next time
+        if seen is not None and claimed.refresh_token != seen.refresh_token:
+            # another worker refreshed between our read and our claim: use its pair
+            await self.state.do_release_refresh(CHANNEL)
+            self._current = claimed
+            return
         try:
             access, refresh, expires_at = await self._ask_zalo(claimed.refresh_token)
         except TokenRefreshError as exc:
-            await self.state.do_release_refresh(CHANNEL)
+            # raised while the lease is held, so two workers never open it twice
             await self.state.do_raise_alert(ALERT_KIND, CHANNEL, str(exc))
+            await self.state.do_release_refresh(CHANNEL)
             logger.error(
                 "zalo token refresh failed",
                 extra={"event": "token_refresh_failed", "channel": CHANNEL, "reason": str(exc)},
