@@ -30,10 +30,14 @@ class Call:
     query: dict[str, str]
     body: dict[str, Any]
     status: int = 200
+    answer: Any = None
 
     @property
     def ok(self) -> bool:
-        return self.status < 300
+        """Accepted: a 2xx, and for Zalo (which refuses with HTTP 200) error 0."""
+        if self.status >= 300:
+            return False
+        return not (isinstance(self.answer, dict) and self.answer.get("error", 0) not in (0, None))
 
 
 def _form(raw: bytes) -> dict[str, Any]:
@@ -57,6 +61,7 @@ class Failure:
     status: int
     body: Any
     remaining: int
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,10 +116,19 @@ class FakePlatform:
 
     # -- scripting ---------------------------------------------------------------------
 
-    def fail_next(self, endpoint: str, status: int, body: Any = None, times: int = 1) -> None:
-        """The next ``times`` calls whose path ends with ``endpoint`` get ``status``."""
+    def fail_next(
+        self,
+        endpoint: str,
+        status: int,
+        body: Any = None,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The next ``times`` calls whose path ends with ``endpoint`` get ``status``
+        (with ``headers``, such as Retry-After)."""
         with self._lock:
-            self.failures.setdefault(endpoint, []).append(Failure(status, body, times))
+            failure = Failure(status, body, times, dict(headers or {}))
+            self.failures.setdefault(endpoint, []).append(failure)
 
     def queue_update(self, update: dict[str, Any]) -> None:
         with self._lock:
@@ -168,18 +182,21 @@ class FakePlatform:
             query={k: v[0] for k, v in parse_qs(parts.query).items()},
             body=body if isinstance(body, dict) else {"_value": body},
         )
-        status, answer = self._scripted(parts.path) or self._answer(call)
+        status, answer, extra_headers = self._scripted(parts.path) or (*self._answer(call), {})
         call.status = status
+        call.answer = answer
         with self._lock:
             self.calls.append(call)
         data = json.dumps(answer).encode("utf-8")
         request.send_response(status)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(data)))
+        for name, value in extra_headers.items():
+            request.send_header(name, value)
         request.end_headers()
         request.wfile.write(data)
 
-    def _scripted(self, path: str) -> tuple[int, Any] | None:
+    def _scripted(self, path: str) -> tuple[int, Any, dict[str, str]] | None:
         with self._lock:
             for endpoint, queue in self.failures.items():
                 if path.endswith(endpoint) and queue:
@@ -187,7 +204,8 @@ class FakePlatform:
                     failure.remaining -= 1
                     if failure.remaining <= 0:
                         queue.pop(0)
-                    return failure.status, failure.body if failure.body is not None else {}
+                    body = failure.body if failure.body is not None else {}
+                    return failure.status, body, failure.headers
         return None
 
     def _answer(self, call: Call) -> tuple[int, Any]:

@@ -83,3 +83,119 @@ def test_an_unsupported_database_url_is_a_clear_error() -> None:
 
     with pytest.raises(ConfigError, match="DONGHANH_DATABASE_URL"):
         create_engine("mysql://localhost/x")
+
+
+# -- the messaging channels' settings ------------------------------------------------------
+
+CHANNEL_SECRETS = {
+    "DONGHANH_TELEGRAM_TOKEN": "123456:tg-bot-token-value",
+    "DONGHANH_TELEGRAM_SECRET_TOKEN": "tg-secret-token-value",
+    "DONGHANH_FACEBOOK_APP_SECRET": "fb-app-secret-value",
+    "DONGHANH_FACEBOOK_PAGE_TOKEN": "fb-page-token-value",
+    "DONGHANH_FACEBOOK_VERIFY_TOKEN": "fb-verify-token-value",
+    "DONGHANH_ZALO_SECRET_KEY": "zalo-oa-secret-value",
+    "DONGHANH_ZALO_ACCESS_TOKEN": "zalo-access-token-value",
+    "DONGHANH_ZALO_REFRESH_TOKEN": "zalo-refresh-token-value",
+    "DONGHANH_ZALO_APP_SECRET": "zalo-app-secret-value",
+}
+
+
+def test_channel_settings_default_to_off(tmp_path: Path) -> None:
+    settings = load_settings({"DONGHANH_INSTANCE_DIR": str(tmp_path)})
+    assert settings.telegram_polling is False
+    assert settings.webhook_max_age_seconds == 900
+    assert settings.telegram_token == "" and settings.zalo_refresh_token == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "polling"),
+    [("1", True), ("true", True), ("Yes", True), (" on ", True), ("0", False), ("off", False)],
+)
+def test_telegram_polling_is_read_as_a_yes_or_no(tmp_path: Path, raw: str, polling: bool) -> None:
+    env = {"DONGHANH_INSTANCE_DIR": str(tmp_path), "DONGHANH_TELEGRAM_POLLING": raw}
+    assert load_settings(env).telegram_polling is polling
+
+
+def test_webhook_max_age_is_read_as_seconds(tmp_path: Path) -> None:
+    env = {"DONGHANH_INSTANCE_DIR": str(tmp_path), "DONGHANH_WEBHOOK_MAX_AGE_SECONDS": "600"}
+    assert load_settings(env).webhook_max_age_seconds == 600
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("DONGHANH_TELEGRAM_POLLING", "maybe"),
+        ("DONGHANH_TELEGRAM_POLLING", "2"),
+        ("DONGHANH_WEBHOOK_MAX_AGE_SECONDS", "ten minutes"),
+        ("DONGHANH_WEBHOOK_MAX_AGE_SECONDS", "1.5"),
+    ],
+)
+def test_a_bad_channel_setting_names_the_variable(tmp_path: Path, variable: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        load_settings({"DONGHANH_INSTANCE_DIR": str(tmp_path), variable: raw})
+
+
+def test_channel_secrets_stay_out_of_repr(tmp_path: Path) -> None:
+    env = {
+        "DONGHANH_INSTANCE_DIR": str(tmp_path),
+        "DONGHANH_ZALO_APP_ID": "1234567890",
+        **CHANNEL_SECRETS,
+    }
+    settings = load_settings(env)
+    assert settings.telegram_token == CHANNEL_SECRETS["DONGHANH_TELEGRAM_TOKEN"]
+    assert settings.zalo_app_secret == CHANNEL_SECRETS["DONGHANH_ZALO_APP_SECRET"]
+    shown = repr(settings)
+    assert "1234567890" in shown  # the app id is not a secret: repr does show settings
+    for variable, secret in CHANNEL_SECRETS.items():
+        assert secret not in shown, variable
+        assert secret not in str(settings), variable
+
+
+def test_store_instance_secret_keeps_the_other_secrets_private(tmp_path: Path) -> None:
+    from bot.config import store_instance_secret
+
+    env = {"DONGHANH_INSTANCE_DIR": str(tmp_path)}
+    first = load_settings(env, create_secrets=True)
+    path = store_instance_secret(tmp_path, "telegram_secret_token", "stored-secret-token")
+    assert path == tmp_path / SECRETS_FILE_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert stored["telegram_secret_token"] == "stored-secret-token"
+    assert tuple(stored["encryption_keys"]) == first.encryption_keys
+    assert stored["pseudonym_secret"] == first.pseudonym_secret
+    assert [p.name for p in tmp_path.iterdir()] == [SECRETS_FILE_NAME]  # no temporary file left
+    second = load_settings(env)
+    assert second.telegram_secret_token == "stored-secret-token"
+    assert second.encryption_keys == first.encryption_keys
+    assert second.pseudonym_secret == first.pseudonym_secret
+    overridden = load_settings({**env, "DONGHANH_TELEGRAM_SECRET_TOKEN": "from-the-environment"})
+    assert overridden.telegram_secret_token == "from-the-environment"
+    store_instance_secret(tmp_path, "telegram_secret_token", "rotated")
+    assert load_settings(env).telegram_secret_token == "rotated"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_store_instance_secret_creates_a_missing_file(tmp_path: Path) -> None:
+    from bot.config import store_instance_secret
+
+    instance = tmp_path / "new-instance"
+    path = store_instance_secret(instance, "telegram_secret_token", "fresh")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert stored["telegram_secret_token"] == "fresh"
+    assert stored["encryption_keys"] and stored["pseudonym_secret"]  # a first run's own
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    settings = load_settings({"DONGHANH_INSTANCE_DIR": str(instance)})
+    assert settings.telegram_secret_token == "fresh"
+
+
+def test_first_run_after_set_webhook_still_generates_the_instance_secrets(
+    tmp_path: Path,
+) -> None:
+    from bot.config import store_instance_secret
+
+    store_instance_secret(tmp_path, "telegram_secret_token", "set-before-first-run")
+    settings = load_settings({"DONGHANH_INSTANCE_DIR": str(tmp_path)}, create_secrets=True)
+    assert settings.telegram_secret_token == "set-before-first-run"
+    settings.require_secrets()
+    assert settings.encryption_keys and settings.pseudonym_secret

@@ -22,6 +22,8 @@ from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bot.storage.crypto import pseudonymise
+
 pytestmark = pytest.mark.slow
 
 FRAME_TIMEOUT = 15.0
@@ -435,7 +437,9 @@ async def test_reply_made_while_disconnected_is_delivered_on_reconnect(
         await wait_for_row(
             database_url,
             "SELECT id FROM messages WHERE platform_message_id = :pid",
-            pid=f"{session}:{message_id}",
+            pid=pseudonymise(
+                server.settings.pseudonym_secret, "webchat#msg", f"{session}:{message_id}"
+            ),
         )
     first = await drain_closed(ws)
     assert replies(first) == [], first
