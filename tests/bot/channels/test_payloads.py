@@ -219,7 +219,8 @@ def settled_replies(fake: FakePlatform, server: LiveServer, scenario: Scenario) 
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[FakePlatform]:
+def platform(module_database_url: str) -> Iterator[FakePlatform]:
+    """A fresh fake per database: the scenarios' senders are the same on each."""
     fake = FakePlatform()
     yield fake
     fake.close()
