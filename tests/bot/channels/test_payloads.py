@@ -199,20 +199,20 @@ def reply_text(channel: str, body: dict[str, Any]) -> str:
 
 
 def settled_replies(fake: FakePlatform, server: LiveServer, scenario: Scenario) -> list[str]:
-    """Wait for the first reply, then until every reply in the outbox is delivered."""
+    """Wait for the first reply, then until the deliveries match the outbox and stay so
+    (a body with two messages has two turns, recorded one after the other)."""
     channel, sender = scenario.channel, scenario.sender
     fake.wait_delivered(channel, sender, 1)
     deadline = time.monotonic() + 15
+    counts = (-1, -1)
     while time.monotonic() < deadline:
         _, queued = stored_for(server, channel, sender)
         delivered = fake.delivered(channel, sender)
-        if len(delivered) >= queued:
-            time.sleep(SETTLE_SECONDS)
-            delivered = fake.delivered(channel, sender)
-            assert len(delivered) == queued, f"{len(delivered)} delivered for {queued} replies"
+        if (len(delivered), queued) == counts and len(delivered) == queued:
             return [reply_text(channel, body) for body in delivered]
-        time.sleep(0.05)
-    raise AssertionError(f"replies for {sender} not all delivered")
+        counts = (len(delivered), queued)
+        time.sleep(SETTLE_SECONDS if len(delivered) == queued else 0.05)
+    raise AssertionError(f"{counts[0]} delivered for {counts[1]} replies for {sender}")
 
 
 # -- the runner ---------------------------------------------------------------------------
