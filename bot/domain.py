@@ -243,3 +243,8 @@ class StaffMember:
     id: int
     username: str
     role: str
+    reviewer: bool = False  # may publish content others drafted (admins always may)
+
+    @property
+    def may_publish(self) -> bool:
+        return self.role == StaffRole.ADMIN.value or self.reviewer

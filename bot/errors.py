@@ -34,6 +34,14 @@ class Conflict(DonghanhError):
     someone else took the conversation first, or it ended."""
 
 
+class Unprocessable(DonghanhError):
+    """Well-formed, but the content fails its checks (HTTP 422); ``problems`` says why."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
 class Unauthorized(DonghanhError):
     """No valid staff session, or wrong credentials (maps to HTTP 401)."""
 

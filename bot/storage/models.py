@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -153,6 +154,7 @@ class ConversationEvent(Base):
     """Something that happened in a conversation (intent, state change, ...), as JSON."""
 
     __tablename__ = "conversation_events"
+    __table_args__ = (Index("ix_conversation_events_type_created", "type", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
@@ -199,6 +201,8 @@ class StaffUser(Base):
     # a counsellor takes conversations when they said so, or while their console is
     # open (its event socket refreshes ``console_seen_at``)
     available: Mapped[bool] = mapped_column(default=False)
+    # may publish content (FAQ, services) that someone else drafted; admins always may
+    reviewer: Mapped[bool] = mapped_column(default=False)
     console_seen_at: Mapped[datetime | None] = mapped_column()
 
 
@@ -214,21 +218,6 @@ class AuditEntry(Base):
     target_type: Mapped[str | None] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-class FaqRecord(Base):
-    """A published FAQ answer (public content, stored in clear), keyed by topic."""
-
-    __tablename__ = "faq_entries"
-
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    title: Mapped[str] = mapped_column(String(200))
-    answer: Mapped[str] = mapped_column(Text)
-    more: Mapped[str | None] = mapped_column(Text)
-    sources: Mapped[list[str]] = mapped_column()
-    reviewed_on: Mapped[date] = mapped_column()
-    buttons: Mapped[list[dict[str, str]]] = mapped_column()
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class AnonymousCount(Base):
@@ -308,3 +297,100 @@ class SystemAlert(Base):
     detail: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     resolved_at: Mapped[datetime | None] = mapped_column()
+
+
+class ContentVersion(Base):
+    """One version of a piece of editable content: an FAQ topic (``kind='faq'``, its
+    answer and training examples) or a directory service (``kind='service'``).
+
+    ``state`` is ``draft`` (at most one per topic, edited in place), ``published`` (the
+    one in force), ``superseded`` (published before; kept for comparison and rollback)
+    or ``discarded``. A retired topic is a published version whose data says
+    ``retired: true``. Public wording only: nothing personal is ever stored here."""
+
+    __tablename__ = "content_versions"
+    __table_args__ = (
+        UniqueConstraint("kind", "key", "number"),
+        Index("ix_content_versions_kind_state", "kind", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(100))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column()
+    edited_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    published_at: Mapped[datetime | None] = mapped_column()
+    note: Mapped[str | None] = mapped_column(String(200))
+
+
+class ContentRevision(Base):
+    """One row: a counter raised by every change to what the bot says or learns from
+    (publish, rollback, retire, a missed message assigned). Workers poll it to reload."""
+
+    __tablename__ = "content_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AddedExample(Base):
+    """A training example added from the missed-messages queue (already masked)."""
+
+    __tablename__ = "nlu_examples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    intent: Mapped[str] = mapped_column(String(128), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingRun(Base):
+    """A background retrain of the NLU model and its verdict (no personal data)."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # running, installed, refused, failed
+    data_hash: Mapped[str] = mapped_column(String(32), index=True)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    stage: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_by: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class MissedMessage(Base):
+    """A message the bot did not understand, kept for editors to teach it: masked
+    (numbers, phone numbers, names) before it is stored, then encrypted. It names the
+    contact only so that erasing the person erases it; the API never shows which
+    conversation it came from."""
+
+    __tablename__ = "missed_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(24))  # fallback, low_confidence, correction
+    masked_text_enc: Mapped[str] = mapped_column(Text)
+    guessed_intent: Mapped[str | None] = mapped_column(String(128))
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    assigned_intent: Mapped[str | None] = mapped_column(String(128))
+    handled_by: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="SET NULL")
+    )
+    handled_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -23,7 +23,6 @@ from bot.domain import (
     ConversationState,
     Delivery,
     Direction,
-    FaqEntry,
     HandoffChange,
     InboundMessage,
     OutboxStatus,
@@ -38,8 +37,8 @@ from bot.storage.models import (
     Contact,
     Conversation,
     ConversationEvent,
-    FaqRecord,
     Message,
+    MissedMessage,
     OutboxItem,
     StaffSession,
     StaffUser,
@@ -75,6 +74,16 @@ class TurnInput:
 
 
 @dataclass(frozen=True)
+class MissedNote:
+    """The bot did not understand: the message, masked, for the editors' queue."""
+
+    reason: str
+    masked_text: str
+    guessed_intent: str | None
+    confidence: float
+
+
+@dataclass(frozen=True)
 class TurnOutcome:
     replies: Sequence[Reply]
     context: dict[str, Any]
@@ -85,6 +94,8 @@ class TurnOutcome:
     handoff: HandoffChange | None = None
     redact_inbound: str | None = None  # kept instead of the message's text (a phone number)
     intent_handled_by: str | None = None  # which part of the policy answered
+    confidence: float = 0.0
+    missed: MissedNote | None = None
 
 
 @dataclass(frozen=True)
@@ -380,6 +391,8 @@ class Store:
             )
             if outcome.handoff is not None:
                 await _apply_handoff(session, self.vault, turn, outcome.handoff, now)
+            if outcome.missed is not None and not outcome.erase:
+                session.add(self._missed_row(turn, outcome.missed, now))
             if outcome.erase:
                 await self._erase_contact_data(
                     session, turn, keep=[row.message_id for row in outbox_rows], now=now
@@ -389,6 +402,36 @@ class Store:
                 RecordedReply(row.id, row.message_id, reply.text, now)
                 for row, reply in zip(outbox_rows, outcome.replies, strict=True)
             ]
+
+    async def get_previous_inbound(self, turn: TurnInput) -> tuple[str, str | None] | None:
+        """The person's message before this one in the conversation (text, intent the
+        bot understood), for a "that is not what I asked" correction."""
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Message.text_enc, Message.intent)
+                    .where(
+                        Message.conversation_id == turn.conversation_id,
+                        Message.direction == Direction.INBOUND.value,
+                        Message.id < turn.message_id,
+                    )
+                    .order_by(Message.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else (self.vault.decrypt(row[0]), row[1])
+
+    def _missed_row(self, turn: TurnInput, note: MissedNote, now: datetime) -> MissedMessage:
+        return MissedMessage(
+            contact_id=turn.contact_id,
+            channel=turn.channel,
+            reason=note.reason,
+            masked_text_enc=self.vault.encrypt(note.masked_text),
+            guessed_intent=note.guessed_intent,
+            confidence=round(note.confidence, 4),
+            status="open",
+            created_at=now,
+        )
 
     async def _erase_contact_data(
         self, session: AsyncSession, turn: TurnInput, *, keep: list[int], now: datetime
@@ -404,6 +447,9 @@ class Store:
                 )
             )
         ).scalar_one()
+        await session.execute(
+            delete(MissedMessage).where(MissedMessage.contact_id == turn.contact_id)
+        )
         await self._add_count(session, now.date(), turn.channel, "erasures", 1)
         await self._add_count(session, now.date(), turn.channel, "messages_erased", int(erased))
         await session.execute(
@@ -699,9 +745,13 @@ class Store:
 
     # -- staff and audit -------------------------------------------------------------
 
-    async def do_create_staff_user(self, username: str, password_hash: str, role: str) -> int:
+    async def do_create_staff_user(
+        self, username: str, password_hash: str, role: str, *, reviewer: bool = False
+    ) -> int:
         async with self.sessions() as session:
-            user = StaffUser(username=username, password_hash=password_hash, role=role)
+            user = StaffUser(
+                username=username, password_hash=password_hash, role=role, reviewer=reviewer
+            )
             session.add(user)
             await session.commit()
             return user.id
@@ -738,49 +788,6 @@ class Store:
             )
             await session.commit()
 
-    # -- FAQ content -----------------------------------------------------------------
-
-    async def get_faq_entries(self) -> list[FaqEntry]:
-        async with self.sessions() as session:
-            records = (await session.scalars(select(FaqRecord).order_by(FaqRecord.key))).all()
-            return [_faq_from_record(record) for record in records]
-
-    async def count_faq_entries(self) -> int:
-        async with self.sessions() as session:
-            return int(await session.scalar(select(func.count(FaqRecord.key))) or 0)
-
-    async def do_load_faq(self, entries: Sequence[FaqEntry], *, replace: bool) -> int:
-        """Write entries by key in one transaction; with ``replace``, topics not in
-        ``entries`` are removed. Returns how many entries were written."""
-        async with self.sessions() as session:
-            existing = {r.key: r for r in (await session.scalars(select(FaqRecord))).all()}
-            for entry in entries:
-                record = existing.get(entry.key) or FaqRecord(key=entry.key)
-                record.title = entry.title
-                record.answer = entry.answer
-                record.more = entry.more
-                record.sources = list(entry.sources)
-                record.reviewed_on = entry.reviewed
-                record.buttons = _buttons_to_json(entry.buttons) or []
-                session.add(record)
-            if replace:
-                for key in set(existing) - {entry.key for entry in entries}:
-                    await session.delete(existing[key])
-            await session.commit()
-        return len(entries)
-
-
-def _faq_from_record(record: FaqRecord) -> FaqEntry:
-    return FaqEntry(
-        key=record.key,
-        title=record.title,
-        answer=record.answer,
-        more=record.more,
-        sources=tuple(record.sources),
-        reviewed=record.reviewed_on,
-        buttons=_buttons_from_json(record.buttons),
-    )
-
 
 @dataclass(frozen=True)
 class LoginRecord:
@@ -802,7 +809,7 @@ class StaffStore:
             if user is None:
                 return None
             return LoginRecord(
-                StaffMember(user.id, user.username, user.role),
+                StaffMember(user.id, user.username, user.role, user.reviewer),
                 user.password_hash,
                 user.active,
                 user.locked_until,
@@ -871,7 +878,7 @@ class StaffStore:
                 return None
             record.last_seen_at = now
             await session.commit()
-            return StaffMember(user.id, user.username, user.role)
+            return StaffMember(user.id, user.username, user.role, user.reviewer)
 
     async def do_go_off_duty(self, staff_id: int) -> None:
         """Logging out ends "available" too: nobody is promised to a closed console."""
