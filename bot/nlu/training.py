@@ -2,18 +2,29 @@
 
 Models live in ``<model_dir>/<data hash>/``; the file ``<model_dir>/CURRENT`` names the
 one in use and is replaced atomically, so a reader never sees a half-written model.
+
+The training data is ``data/nlu`` with two files that the database owns once the
+service runs: ``faq.yml`` (each FAQ topic's examples, edited in the admin pages) and
+``added.yml`` (examples added from the missed-messages queue). ``write_training_dir``
+puts the files and the database's examples together; those two files are hashed by
+their examples, not their bytes, so the same examples give the same model whoever wrote
+them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bot.nlu.classifier import FEATURE_VERSION, IntentClassifier
 from bot.nlu.cue_model import CUE_EXAMPLES_FILE, CueModel, read_cue_training, train_cue_model
@@ -48,14 +59,79 @@ def training_files(data_dir: Path) -> list[Path]:
     )
 
 
+FAQ_EXAMPLES_FILE = "faq.yml"
+ADDED_EXAMPLES_FILE = "added.yml"
+EXAMPLE_FILES = frozenset({FAQ_EXAMPLES_FILE, ADDED_EXAMPLES_FILE})
+
+
 def training_data_hash(data_dir: Path) -> str:
     digest = hashlib.sha256(FEATURE_VERSION.encode())
+    examples: set[tuple[str, str]] = set()
     for path in training_files(data_dir):
+        if path.parent == data_dir and path.name in EXAMPLE_FILES:
+            examples.update(example_lines(path))
+            continue
         digest.update(str(path.relative_to(data_dir)).encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
+    digest.update(json.dumps(sorted(examples), ensure_ascii=False).encode())
     return digest.hexdigest()[:16]
+
+
+def example_lines(path: Path) -> list[tuple[str, str]]:
+    """(intent, example as written) for every example of a Rasa NLU file."""
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    found = []
+    for item in loaded.get("nlu") or []:
+        if not isinstance(item, dict) or "intent" not in item:
+            continue
+        for line in str(item.get("examples") or "").splitlines():
+            text = line.strip()
+            if text.startswith("- ") and text[2:].strip():
+                found.append((str(item["intent"]), text[2:].strip()))
+    return found
+
+
+def training_intents(data_dir: Path) -> set[str]:
+    """Every intent the training files give examples of (a quick read, no checks)."""
+    return {intent for path in training_files(data_dir) for intent, _ in example_lines(path)}
+
+
+def examples_document(examples: Mapping[str, Sequence[str]]) -> str:
+    """A Rasa NLU file (``version: "3.1"``) with these examples, intents in order."""
+    lines = ['version: "3.1"', "nlu:"]
+    for intent, texts in examples.items():
+        if not texts:
+            continue
+        lines += [f"- intent: {intent}", "  examples: |"]
+        lines += [f"    - {' '.join(text.split())}" for text in texts]
+    return "\n".join(lines) + "\n"
+
+
+def write_training_dir(
+    source_dir: Path,
+    out_dir: Path,
+    faq_examples: Mapping[str, Sequence[str]],
+    added_examples: Mapping[str, Sequence[str]],
+) -> Path:
+    """``source_dir`` (``data/nlu``) with the database's examples in place of
+    ``faq.yml`` (``faq_examples``: topic key -> examples) and as ``added.yml``."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    shutil.copytree(
+        source_dir,
+        out_dir,
+        ignore=lambda folder, names: [
+            n for n in names if Path(folder) == source_dir and n in EXAMPLE_FILES
+        ],
+    )
+    faq = {f"faq/{key}": texts for key, texts in sorted(faq_examples.items())}
+    (out_dir / FAQ_EXAMPLES_FILE).write_text(examples_document(faq), encoding="utf-8")
+    if any(added_examples.values()):
+        (out_dir / ADDED_EXAMPLES_FILE).write_text(
+            examples_document(dict(sorted(added_examples.items()))), encoding="utf-8"
+        )
+    return out_dir
 
 
 def current_model_path(model_dir: Path) -> Path | None:
@@ -97,12 +173,25 @@ def _remove_old_models(model_dir: Path, keep: str) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
-def train(data_dir: Path, model_dir: Path) -> TrainSummary:
+Progress = Callable[[int, str], None]
+
+
+def _no_progress(percent: int, stage: str) -> None:
+    return None
+
+
+def train(data_dir: Path, model_dir: Path, progress: Progress = _no_progress) -> TrainSummary:
+    """Train from ``data_dir`` into ``model_dir`` and make it the current model there;
+    ``progress(percent, stage)`` hears how far it got."""
     started = time.perf_counter()
+    progress(5, "reading")
     data_hash = training_data_hash(data_dir)
     data = read_nlu_dir(data_dir)
+    progress(10, "intents")
     classifier = train_classifier(data, load_normalizer(data_dir))
+    progress(60, "risk_cues")
     cue_model = _train_cue_model(classifier, data_dir)
+    progress(75, "saving")
     staging = model_dir / f".staging-{data_hash}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
