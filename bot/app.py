@@ -14,7 +14,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +22,6 @@ from typing import Any, TextIO
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.callback import handler as callback_channel
@@ -38,7 +37,9 @@ from bot.channels.zalo import handler as zalo_channel
 from bot.channels.zalo.sender import ZaloSender
 from bot.channels.zalo.tokens import ZaloTokens
 from bot.config import Settings, store_instance_secret
+from bot.content.editing import FAQ, ContentEditor
 from bot.content.faq import faq_metadata, faq_responses
+from bot.content.live import LiveContent
 from bot.datafiles import read_yaml
 from bot.domain import FaqEntry
 from bot.engine.actions import InProcessActionRunner, RemoteActionRunner
@@ -59,11 +60,15 @@ from bot.nlu.interpreter import ClassifierInterpreter
 from bot.nlu.training import load_interpreter
 from bot.storage.cases import CaseStore
 from bot.storage.channel_state import ChannelStateStore
+from bot.storage.content import ContentStore
 from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, ping, session_factory
 from bot.storage.migrate import current_revision, head_revision
 from bot.storage.repository import StaffStore, Store
+from bot.storage.stats import StatsStore
 from bot.web import admin, auth, console, health, openapi, pages, parse
+from bot.web import content as content_api
+from bot.web import stats as stats_api
 from bot.web.errors import register_error_handlers
 
 logger = logging.getLogger("donghanh.app")
@@ -82,6 +87,12 @@ class ModelHolder:
 
     def get(self) -> ClassifierInterpreter:
         return self.current
+
+    def swap(self, interpreter: ClassifierInterpreter) -> None:
+        self.current = interpreter
+
+    def data_hash(self) -> str:
+        return str(self.current.meta.get("data_hash", ""))
 
     def info(self) -> dict[str, str]:
         return {
@@ -104,6 +115,10 @@ class Services:
     cases: CaseStore
     desk: CounsellorDesk
     channel_state: ChannelStateStore
+    content: ContentStore
+    live: LiveContent
+    editor: ContentEditor
+    stats: StatsStore
     telegram: telegram_channel.TelegramInbound | None = None
     zalo_tokens: ZaloTokens | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -141,22 +156,27 @@ def build_policy(
     return Policy(catalog, runner, screening=screening, safety=safety, handoff=handoff)
 
 
-async def faq_for_service(settings: Settings, store: Store) -> list[FaqEntry]:
-    """The published FAQ; on a first run (none yet) the seed files are loaded first."""
-    entries = await store.get_faq_entries()
-    if entries or not settings.faq_dir.exists():
-        return entries
+async def check_seed_content(settings: Settings, content: ContentStore) -> None:
+    """On a first run the shipped content is published: it must pass the linter."""
+    if await content.count_versions(FAQ) or not settings.faq_dir.exists():
+        return
     from bot.content.check import check_content, format_problems
-    from bot.content.faq import read_faq_dir, to_entry
 
     problems = check_content(settings.faq_dir, settings.nlu_data_dir, settings.responses_file)
     if problems:
         raise ConfigError("the FAQ seed content fails its checks:\n" + format_problems(problems))
-    seed = [to_entry(faq) for faq in read_faq_dir(settings.faq_dir)]
-    with contextlib.suppress(IntegrityError):  # another worker loaded it first
-        await store.do_load_faq(seed, replace=False)
-    logger.info("faq seeded", extra={"event": "faq_seeded", "count": len(seed)})
-    return await store.get_faq_entries()
+
+
+def _interpreter_loader(settings: Settings) -> Callable[[], ClassifierInterpreter]:
+    def load() -> ClassifierInterpreter:
+        return load_interpreter(
+            settings.model_dir,
+            settings.nlu_threshold,
+            settings.cue_rules_file,
+            button_intents=frozenset({SCREENING_INTENT, *HANDOFF_BUTTON_INTENTS, *CHANNEL_INTENTS}),
+        )
+
+    return load
 
 
 def platform_channels_configured(settings: Settings) -> dict[str, bool]:
@@ -219,14 +239,8 @@ async def open_services(
     await check_schema_is_current(database)
     vault = Vault(settings.encryption_keys)
     store = Store(session_factory(database), vault, settings.pseudonym_secret)
-    models = ModelHolder(
-        load_interpreter(
-            settings.model_dir,
-            settings.nlu_threshold,
-            settings.cue_rules_file,
-            button_intents=frozenset({SCREENING_INTENT, *HANDOFF_BUTTON_INTENTS, *CHANNEL_INTENTS}),
-        )
-    )
+    load_model = _interpreter_loader(settings)
+    models = ModelHolder(load_model())
     models.get().parse("xin chào")  # warm up: the first parse loads underthesea
     channel_state = ChannelStateStore(session_factory(database), vault)
     senders = dict(senders or {})
@@ -242,7 +256,9 @@ async def open_services(
         max_attempts=settings.outbox_max_attempts,
         retry_base_seconds=settings.outbox_retry_base_seconds,
     )
-    catalog = build_catalog(settings, await faq_for_service(settings, store))
+    content = ContentStore(session_factory(database), vault)
+    await check_seed_content(settings, content)
+    catalog = build_catalog(settings, [])  # the FAQ comes in with the live content below
     cases = CaseStore(session_factory(database), vault)
     await seed_canned_replies(settings, cases)
     events = EventHub()
@@ -262,8 +278,24 @@ async def open_services(
         on_outbox=dispatcher.wake,
         fault_delay_seconds=settings.fault_turn_delay_ms / 1000,
         events=events,
+        missed_review_below=settings.missed_review_below,
     )
     staff = StaffStore(session_factory(database))
+    live = LiveContent(
+        settings,
+        content,
+        apply_faq=lambda entries: turns.policy.use_responses(build_catalog(settings, entries)),
+        load_model=load_model,
+        swap_model=models.swap,
+        loaded_model_hash=models.data_hash,
+    )
+    await live.start()
+    editor = ContentEditor(content, live, live.on_change)
+    stats = StatsStore(
+        session_factory(database),
+        units=sorted(live.unit_names()),
+        topic_titles=lambda: {key: str(data.get("title", key)) for key, data in live.faq.items()},
+    )
     return Services(
         settings,
         store,
@@ -275,6 +307,10 @@ async def open_services(
         cases,
         desk,
         channel_state,
+        content,
+        live,
+        editor,
+        stats,
         telegram=telegram,
         zalo_tokens=zalo_tokens,
     )
@@ -293,6 +329,7 @@ async def seed_canned_replies(settings: Settings, cases: CaseStore) -> None:
 
 
 async def close_services(services: Services) -> None:
+    await services.live.stop()
     for task in services.tasks:
         task.cancel()
     for task in services.tasks:
@@ -368,6 +405,22 @@ def _console(request: Request) -> console.ConsoleDeps:
 
 def _availability(request: Request, staff_id: int) -> Awaitable[tuple[bool, bool]]:
     return _services(request).cases.get_availability(staff_id)
+
+
+def _content(request: Request) -> content_api.ContentDeps:
+    services = _services(request)
+    return content_api.ContentDeps(
+        editor=services.editor,
+        live=services.live,
+        content=services.content,
+        store=services.store,
+        faq_review_max_days=services.settings.faq_review_max_days,
+        service_verify_max_days=services.settings.service_verify_max_days,
+    )
+
+
+def _stats(request: Request) -> StatsStore:
+    return _services(request).stats
 
 
 def _channel_state(request: Request) -> ChannelStateStore:
@@ -494,6 +547,7 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
         services.tasks.append(asyncio.create_task(services.dispatcher.run_forever()))
         services.tasks.append(asyncio.create_task(_recovery_loop(services)))
         services.tasks.append(asyncio.create_task(_handoff_loop(services)))
+        services.tasks.append(asyncio.create_task(services.live.poll_forever()))
         if services.zalo_tokens is not None:
             services.tasks.append(asyncio.create_task(services.zalo_tokens.run_forever()))
         if settings.telegram_polling and services.telegram is not None:
@@ -537,6 +591,8 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
     app.blueprint(auth.create_blueprint(_staff, _store, auth_settings(settings), _availability))
     app.blueprint(console.create_blueprint(_console, _staff, auth_settings(settings)))
     app.blueprint(admin.create_blueprint(_channel_state, _staff, auth_settings(settings)))
+    app.blueprint(content_api.create_blueprint(_content, _staff, auth_settings(settings)))
+    app.blueprint(stats_api.create_blueprint(_stats, _staff, auth_settings(settings)))
     app.blueprint(openapi.create_blueprint())
     app.static("/static", Path(__file__).parent / "web" / "static", name="static")
     return app

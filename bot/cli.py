@@ -53,7 +53,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_user(settings: Settings, username: str, role: str, password: str) -> None:
+async def _create_user(
+    settings: Settings, username: str, role: str, password: str, *, reviewer: bool = False
+) -> None:
     from bot.storage.crypto import Vault
     from bot.storage.db import create_engine, session_factory
     from bot.storage.passwords import hash_password
@@ -66,7 +68,9 @@ async def _create_user(settings: Settings, username: str, role: str, password: s
         )
         if await store.check_staff_user_exists(username):
             raise BadInput(f"user {username!r} already exists")
-        user_id = await store.do_create_staff_user(username, hash_password(password), role)
+        user_id = await store.do_create_staff_user(
+            username, hash_password(password), role, reviewer=reviewer
+        )
         await store.do_append_audit(
             "staff_user_created",
             target_type="staff_user",
@@ -92,7 +96,11 @@ def _read_new_password() -> str:
 def cmd_users_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.require_secrets()
-    asyncio.run(_create_user(settings, args.username, args.role, _read_new_password()))
+    asyncio.run(
+        _create_user(
+            settings, args.username, args.role, _read_new_password(), reviewer=args.reviewer
+        )
+    )
     print(f"Đã tạo tài khoản {args.username} ({args.role}).")
     return 0
 
@@ -154,30 +162,90 @@ def cmd_content_check(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _load_faq(settings: Settings, faq_dir: Path, *, only_if_empty: bool) -> int | None:
-    from bot.content.faq import read_faq_dir, to_entry
+async def _open_content_and(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from bot.storage.content import ContentStore
+    from bot.storage.crypto import Vault
+    from bot.storage.db import create_engine, session_factory
 
-    entries = [to_entry(faq) for faq in read_faq_dir(faq_dir)]
-
-    async def load(store: Any) -> int | None:
-        if only_if_empty and await store.count_faq_entries():
-            return None
-        written: int = await store.do_load_faq(entries, replace=True)
-        return written
-
-    return await _open_store_and(settings, load)
+    database = create_engine(settings.database_url)
+    try:
+        return await work(ContentStore(session_factory(database), Vault(settings.encryption_keys)))
+    finally:
+        await database.dispose()
 
 
 def cmd_content_load(args: argparse.Namespace) -> int:
+    from bot.content.files import faq_files_data, import_faq
+    from bot.content.live import seed_shipped_content
+    from bot.nlu.training import FAQ_EXAMPLES_FILE
+
     settings = _settings(args)
+    settings.require_secrets()
     faq_dir = _faq_dir(args, settings)
     problems = _content_problems(settings, faq_dir)
     if problems:
         _report_problems(problems)
         print("Chưa nạp gì: hãy sửa các lỗi trên.", file=sys.stderr)
         return 1
-    written = asyncio.run(_load_faq(settings, faq_dir, only_if_empty=False))
-    print(f"Đã nạp {written} chủ đề FAQ. Khởi động lại dịch vụ để dùng nội dung mới.")
+    topics = faq_files_data(faq_dir, settings.nlu_data_dir / FAQ_EXAMPLES_FILE)
+
+    async def load(store: Any) -> int:
+        published = await import_faq(store, topics)
+        await seed_shipped_content(settings, store)  # a new database gets the directory too
+        return published
+
+    written = asyncio.run(_open_content_and(settings, load))
+    print(
+        f"Đã xuất bản {written} chủ đề FAQ có thay đổi. "
+        "Dịch vụ đang chạy tự dùng nội dung mới sau vài giây."
+    )
+    return 0
+
+
+def cmd_content_export(args: argparse.Namespace) -> int:
+    from bot.content.files import export_content
+
+    settings = _settings(args)
+    settings.require_secrets()
+    out = Path(args.directory)
+    written = asyncio.run(_open_content_and(settings, lambda store: export_content(store, out)))
+    print(f"Đã ghi {len(written)} tệp vào {out}.")
+    return 0
+
+
+async def _rasa_project(settings: Settings, store: Any) -> dict[str, Any]:
+    import tempfile
+
+    from bot.app import build_catalog
+    from bot.content.editing import FAQ, entry_from_data
+    from bot.content.rasa_export import build_rasa_project
+    from bot.engine.actions import InProcessActionRunner
+    from bot.nlu.rasa_yaml import read_nlu_dir
+    from bot.nlu.training import write_training_dir
+
+    published = [v for v in await store.get_published(FAQ) if not v.retired]
+    examples = {v.key: list(v.data.get("examples") or []) for v in published}
+    core = {i for i in read_nlu_dir(settings.nlu_data_dir).full_intents if "/" not in i}
+    known = core | {f"{FAQ}/{key}" for key in examples}
+    added = {i: t for i, t in (await store.get_added_examples()).items() if i in known}
+    with tempfile.TemporaryDirectory() as folder:
+        data_dir = write_training_dir(settings.nlu_data_dir, Path(folder) / "nlu", examples, added)
+        nlu = read_nlu_dir(data_dir)
+    catalog = build_catalog(settings, [entry_from_data(v.key, v.data) for v in published])
+    project: dict[str, Any] = build_rasa_project(
+        nlu, catalog, InProcessActionRunner(domain={}).names
+    )
+    return project
+
+
+def cmd_export_rasa(args: argparse.Namespace) -> int:
+    from bot.content.rasa_export import write_rasa_project
+
+    settings = _settings(args)
+    settings.require_secrets()
+    project = asyncio.run(_open_content_and(settings, partial(_rasa_project, settings)))
+    written = write_rasa_project(Path(args.directory), project)
+    print(f"Đã xuất dự án Rasa ({len(written)} tệp) vào {args.directory}.")
     return 0
 
 
@@ -280,16 +348,26 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if problems:
         _report_problems(problems)
         return 1
-    loaded = asyncio.run(_load_faq(settings, settings.faq_dir, only_if_empty=True))
+    loaded = asyncio.run(_seed_content(settings))
     summary = ensure_model(settings.nlu_data_dir, settings.model_dir)
     print(f"Thư mục phiên bản: {settings.instance_dir}")
     print("Mô hình NLU: " + ("đã huấn luyện lại." if summary else "đã cập nhật."))
-    if loaded is not None:
+    if loaded:
         print(f"Nội dung FAQ: đã nạp {loaded} chủ đề.")
     if password:
         print("Tài khoản quản trị đầu tiên (chỉ hiện MỘT lần, hãy lưu lại):")
         print(f"  tên đăng nhập: admin\n  mật khẩu: {password}")
     return 0
+
+
+async def _seed_content(settings: Settings) -> int:
+    from bot.content.live import seed_shipped_content
+
+    async def seed(store: Any) -> int:
+        faq, _services = await seed_shipped_content(settings, store)
+        return faq
+
+    return await _open_content_and(settings, seed)
 
 
 def _serve_single(settings: Settings) -> None:
@@ -417,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--username", required=True)
     create.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
+    create.add_argument(
+        "--reviewer", action="store_true", help="may publish content others drafted"
+    )
     create.set_defaults(func=cmd_users_create)
 
     content = commands.add_parser("content", help="FAQ answers and the services directory")
@@ -429,6 +510,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--faq-dir", help="folder of FAQ files (default: data/faq)")
     load.set_defaults(func=cmd_content_load)
+    export_content = content_commands.add_parser(
+        "export", help="write the published content as data/faq, data/nlu and directory files"
+    )
+    export_content.add_argument("directory")
+    export_content.set_defaults(func=cmd_content_export)
+
+    export = commands.add_parser("export", help="export to other tools").add_subparsers(
+        dest="export_command", required=True
+    )
+    rasa = export.add_parser("rasa", help="write a Rasa project (config, domain, nlu, rules)")
+    rasa.add_argument("directory")
+    rasa.set_defaults(func=cmd_export_rasa)
 
     nlu = commands.add_parser("nlu", help="language understanding").add_subparsers(
         dest="nlu_command", required=True

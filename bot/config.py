@@ -73,6 +73,14 @@ class Settings:
     zalo_oauth_url: str = "https://oauth.zaloapp.com"
     webhook_max_age_seconds: int = 900  # older signed events are refused (replays)
     telegram_polling: bool = False  # `donghanh serve --telegram-polling`
+    # Content editing (the admin pages)
+    content_poll_seconds: float = 2.0  # how often a worker looks for newly published content
+    faq_review_max_days: int = 183  # an answer reviewed longer ago is flagged for review
+    service_verify_max_days: int = 183  # a service verified longer ago is flagged
+    # a retrained model is refused if its held-out accuracy drops more than this
+    retrain_max_accuracy_drop: float = 0.02
+    missed_review_below: float = 0.5  # understood below this confidence: the editors see it
+    missed_retention_days: int = 90  # missed messages (masked) are deleted after this
 
     @property
     def model_dir(self) -> Path:
@@ -158,6 +166,12 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "facebook_human_agent": lambda raw: _parse_bool(raw),
     "webhook_max_age_seconds": int,
     "telegram_polling": lambda raw: _parse_bool(raw),
+    "content_poll_seconds": float,
+    "faq_review_max_days": int,
+    "service_verify_max_days": int,
+    "retrain_max_accuracy_drop": float,
+    "missed_review_below": float,
+    "missed_retention_days": int,
 }
 
 
@@ -279,4 +293,7 @@ def load_settings(
         raise ConfigError("DONGHANH_WORKERS must be at least 1")
     if values.get("webhook_max_age_seconds", 1) < 1:
         raise ConfigError("DONGHANH_WEBHOOK_MAX_AGE_SECONDS must be at least 1")
+    for name in ("content_poll_seconds", "faq_review_max_days", "service_verify_max_days"):
+        if values.get(name, 1) <= 0:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be above 0")
     return Settings(**values)

@@ -209,6 +209,28 @@ def directory_files(root: Path = HERE) -> list[Path]:
     return [root / "national.yml", *sorted((root / "provinces").glob("*.yml"))]
 
 
+def service_from_record(raw: dict[str, Any]) -> Service:
+    """A service from one checked record (a file's entry, or a published version)."""
+    return _service(raw)
+
+
+def record_problems(raw: dict[str, Any], units: set[str]) -> list[str]:
+    """Every problem of one record on its own (the admin pages' check on save): the
+    schema, the provinces (``[all]`` or one unit in force), the dates and the phone."""
+    problems = schema_problems({"version": 1, "services": [raw]})
+    if problems:
+        return problems
+    provinces = set(raw["provinces"])
+    if provinces != {NATIONWIDE} and (len(provinces) != 1 or not provinces <= units):
+        problems.append("provinces must be [all] or one of the 34 units in force")
+    verified = raw.get("verified_at")
+    if isinstance(verified, date) and verified > date.today():
+        problems.append("verified_at is in the future")
+    if raw.get("phone") and not re.fullmatch(r"\+?[0-9][0-9 ]{1,18}[0-9]", raw["phone"]):
+        problems.append(f"phone {raw['phone']!r} is not a phone number")
+    return problems
+
+
 def _service(raw: dict[str, Any]) -> Service:
     return Service(
         id=raw["id"],
@@ -305,7 +327,22 @@ def load_directory(root: Path = HERE) -> Directory:
     return Directory(services, read_units(root))
 
 
+_in_use: list[Directory] = []
+
+
+def use_directory(directory: Directory) -> None:
+    """Make ``directory`` the one actions see (the service's published directory,
+    edited in the admin pages); replaced whole, so a reader never sees half of it."""
+    _in_use[:] = [directory]
+
+
 @cache
-def default_directory() -> Directory:
+def shipped_directory() -> Directory:
     """The directory shipped with the project, loaded once per process."""
     return load_directory(HERE)
+
+
+def default_directory() -> Directory:
+    """The directory in use: the published one when the service set it, else the
+    shipped files (a standalone action server)."""
+    return _in_use[0] if _in_use else shipped_directory()

@@ -63,6 +63,10 @@ class InProcessActionRunner:
     def names(self) -> set[str]:
         return set(self._executor.actions)
 
+    def use_domain(self, domain: dict[str, Any]) -> None:
+        """The responses changed (content published): later runs see the new ones."""
+        self._domain = domain
+
     async def run(self, name: str, tracker: dict[str, Any]) -> ActionResult:
         result = await self._executor.run(action_request(name, tracker, self._domain))
         if result is None:
@@ -91,6 +95,9 @@ class RemoteActionRunner:
     @property
     def names(self) -> set[str]:
         return set(self._names)
+
+    def use_domain(self, domain: dict[str, Any]) -> None:
+        self._domain = domain
 
     async def run(self, name: str, tracker: dict[str, Any]) -> ActionResult:
         try:

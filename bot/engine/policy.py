@@ -72,6 +72,8 @@ class ActionRunner(Protocol):
 
     async def run(self, name: str, tracker: dict[str, Any]) -> ActionResult: ...
 
+    def use_domain(self, domain: dict[str, Any]) -> None: ...
+
 
 @dataclass(frozen=True)
 class TurnContext:
@@ -123,6 +125,14 @@ class Policy:
         missing = required - set(responses.names)
         if missing:
             raise DonghanhError(f"responses.yml lacks {sorted(missing)}")
+
+    def use_responses(self, responses: ResponseCatalog) -> None:
+        """Published content changed: the next turn answers from ``responses``. One
+        assignment each, so a turn sees either the old or the new catalogue."""
+        self.actions.use_domain({"responses": responses.as_rasa_domain()})
+        if self.handoff is not None:
+            self.handoff.responses = responses
+        self.responses = responses
 
     async def decide(self, parse: ParseResult, context: TurnContext) -> Decision:
         prefix = [self.responses.get("utter_too_long")] if context.text_was_cut else []

@@ -12,18 +12,37 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from bot.domain import AuthorKind, ConversationState, InboundMessage, ParseResult, Priority
 from bot.engine.choices import resolve_choice
 from bot.engine.events import EventHub, message_event
-from bot.engine.policy import HELD_DANGER, Decision, Policy, TurnContext
+from bot.engine.policy import (
+    FAQ_ACTION,
+    HELD_DANGER,
+    SCREENING_START,
+    Decision,
+    Policy,
+    TurnContext,
+)
 from bot.engine.screening import RESULT_SLOT
-from bot.nlu.interpreter import Interpreter
-from bot.storage.repository import RecordedReply, Store, StoredInbound, TurnInput, TurnOutcome
+from bot.nlu.interpreter import FALLBACK_INTENT, Interpreter, parse_payload
+from bot.nlu.masking import mask_personal
+from bot.storage.repository import (
+    MissedNote,
+    RecordedReply,
+    Store,
+    StoredInbound,
+    TurnInput,
+    TurnOutcome,
+)
 
 logger = logging.getLogger("donghanh.engine")
+PROVINCE_SLOT = "province"  # set by action_find_service (actions/services.py)
+CORRECTION_INTENT = "wrong_answer"  # "không phải cái tôi hỏi"
+CORRECTION = "correction"
 
 
 class KeyedLocks:
@@ -58,6 +77,7 @@ class TurnEngine:
         on_outbox: Callable[[], None] = lambda: None,
         fault_delay_seconds: float = 0.0,
         events: EventHub | None = None,
+        missed_review_below: float = 0.0,
     ) -> None:
         self.store = store
         self._interpreter = interpreter
@@ -67,6 +87,7 @@ class TurnEngine:
         self._fault_delay = fault_delay_seconds
         self._locks = KeyedLocks()
         self.events = events or EventHub()
+        self.missed_review_below = missed_review_below
 
     def notify_outbox(self) -> None:
         """Tell the outbox dispatcher there may be replies to send now."""
@@ -110,6 +131,7 @@ class TurnEngine:
         if self._fault_delay:
             await asyncio.sleep(self._fault_delay)
         outcome = await self._run_turn(turn)
+        outcome = await self._note_if_missed(turn, outcome)
         outbox_ids = await self.store.do_record_turn(turn, outcome)
         if outbox_ids or turn.state is not ConversationState.BOT or outcome.handoff:
             self._tell_console(turn, outcome, outbox_ids)
@@ -208,9 +230,14 @@ class TurnEngine:
         ]
         result = decision.slots.get(RESULT_SLOT)
         risk_level = None
+        if decision.handled_by == SCREENING_START:
+            events.append(("screening_started", {}))
         if isinstance(result, dict) and result != slots.get(RESULT_SLOT):
             risk_level = str(result.get("level"))
-            events.append(("screening_result", {"level": risk_level}))
+            events.append(("screening_result", screening_result_event(result)))
+        province = decision.slots.get(PROVINCE_SLOT)
+        if province and province != slots.get(PROVINCE_SLOT):
+            events.append(("province", {"unit": str(province)}))
         events.extend(_handoff_events(decision))
         if decision.erase:
             events = [("erased", {})]
@@ -224,7 +251,22 @@ class TurnEngine:
             handoff=None if decision.erase else decision.handoff,
             redact_inbound=decision.redact_inbound,
             intent_handled_by=decision.handled_by,
+            confidence=parse.confidence,
         )
+
+    async def _note_if_missed(self, turn: TurnInput, outcome: TurnOutcome) -> TurnOutcome:
+        """A message the bot did not understand goes to the editors' queue, masked."""
+        reason = missed_reason(outcome, self.missed_review_below)
+        if reason is None or parse_payload(turn.text) is not None or not turn.text.strip():
+            return outcome
+        text, guessed, confidence = turn.text, outcome.intent, outcome.confidence
+        if reason == CORRECTION:  # what the bot got wrong is the message before
+            previous = await self.store.get_previous_inbound(turn)
+            if previous is None or parse_payload(previous[0]) is not None:
+                return outcome
+            text, guessed, confidence = previous[0], previous[1], 0.0
+        masked = await asyncio.to_thread(mask_personal, text[: self.max_message_chars])
+        return replace(outcome, missed=MissedNote(reason, masked, guessed, confidence))
 
     def _parse(self, text: str) -> ParseResult:
         return self._interpreter().parse(text)
@@ -237,6 +279,36 @@ class TurnEngine:
         if pending:
             logger.info("recovered", extra={"event": "recovered", "count": len(pending)})
         return len(pending)
+
+
+def screening_result_event(result: dict[str, Any]) -> dict[str, Any]:
+    """What the numbers keep of a screening result: the level, the indicators seen and
+    the age group when the person said they are under 18 (nothing else is asked)."""
+    return {
+        "level": str(result.get("level")),
+        "indicators": [str(sign) for sign in result.get("signs") or []],
+        "age_group": "under_18" if result.get("minor") else None,
+    }
+
+
+def missed_reason(outcome: TurnOutcome, review_below: float) -> str | None:
+    """``fallback`` when the bot did not understand; ``correction`` when the person
+    said the answer missed their question; ``low_confidence`` when it answered on a
+    guess below ``review_below``; None otherwise (flows, commands...)."""
+    if outcome.erase or outcome.intent is None:
+        return None
+    if outcome.intent == FALLBACK_INTENT:
+        return "fallback"
+    if outcome.intent == CORRECTION_INTENT:
+        return CORRECTION
+    acted_on = outcome.intent_handled_by in (
+        FAQ_ACTION,
+        f"utter_{outcome.intent}",
+        f"action_{outcome.intent}",
+    )
+    if acted_on and outcome.confidence < review_below:
+        return "low_confidence"
+    return None
 
 
 def _handoff_events(decision: Decision) -> list[tuple[str, dict[str, Any]]]:
