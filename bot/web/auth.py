@@ -160,7 +160,12 @@ def create_blueprint(
         response = json(
             {
                 "csrf_token": csrf_token(settings.csrf_secret, token),
-                "user": {"id": member.id, "username": member.username, "role": member.role},
+                "user": {
+                    "id": member.id,
+                    "username": member.username,
+                    "role": member.role,
+                    "may_publish": member.may_publish,
+                },
             },
             ensure_ascii=False,
         )
@@ -212,6 +217,7 @@ def create_blueprint(
                 "id": member.id,
                 "username": member.username,
                 "role": member.role,
+                "may_publish": member.may_publish,
                 "available": said_available,
                 "on_duty": on_duty,
             },

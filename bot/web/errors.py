@@ -23,6 +23,7 @@ from bot.errors import (
     TooManyRequests,
     Unauthorized,
     Unavailable,
+    Unprocessable,
 )
 
 logger = logging.getLogger("donghanh.web")
@@ -53,6 +54,14 @@ def _client_error_handler(status: int) -> Any:
 def register_error_handlers(app: Sanic[Any, Any]) -> None:
     for error_type, status in CLIENT_ERRORS:
         app.exception(error_type)(_client_error_handler(status))
+
+    @app.exception(Unprocessable)
+    async def unprocessable(_request: Request, exc: Unprocessable) -> HTTPResponse:
+        return json(
+            {"error": str(exc), "status": 422, "problems": exc.problems},
+            status=422,
+            ensure_ascii=False,
+        )
 
     @app.exception(TooManyRequests)
     async def too_many(_request: Request, exc: TooManyRequests) -> HTTPResponse:

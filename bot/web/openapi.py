@@ -22,9 +22,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Bad input",
         401: "Not logged in, or wrong credentials",
         403: "Not allowed, or a missing CSRF token",
-        404: "No such conversation (or not one that entered a handoff)",
-        409: "Not in a state that allows it: taken by someone else, ended, or the "
-        "channel's reply window is closed",
+        404: "No such conversation (or not one that entered a handoff), topic or item",
+        409: "Not in a state that allows it: taken by someone else, ended, the "
+        "channel's reply window is closed, or the same person edited and publishes",
+        422: "The content fails the linter: 'problems' lists why",
         429: "Too many attempts",
         503: "Retry later",
     }
@@ -314,6 +315,175 @@ CONSOLE_PATHS: dict[str, Any] = {
     ),
 }
 DOCUMENT["paths"].update(CONSOLE_PATHS)
+
+RAW_KEY = {
+    "name": "raw_key",
+    "in": "path",
+    "required": True,
+    "description": "the topic's key: bare (deposit) or as faq%2Fdeposit; a service's id",
+    "schema": {"type": "string"},
+}
+FAQ_FIELDS: dict[str, Any] = {
+    "title": {"type": "string", "maxLength": 200},
+    "answer": {"type": "string"},
+    "more": {"type": "string"},
+    "sources": {"type": "array", "items": {"type": "string"}},
+    "reviewed": {"type": "string", "format": "date"},
+    "buttons": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {"title": {"type": "string"}, "payload": {"type": "string"}},
+        },
+    },
+    "examples": {"type": "array", "items": {"type": "string", "maxLength": 300}},
+    "draft_updated_at": {
+        "type": "string",
+        "description": "the draft this edit started from; 409 if someone saved since",
+    },
+}
+SERVICE_FIELDS: dict[str, Any] = {
+    "name": {"type": "string"},
+    "kind": {"type": "string"},
+    "provinces": {"type": "array", "items": {"type": "string"}},
+    "helps_with": {"type": "string"},
+    "source": {"type": "string"},
+    "phone": {"type": "string"},
+    "website": {"type": "string"},
+    "verified_at": {"type": "string", "format": "date"},
+}
+
+
+def _content_paths(prefix: str, what: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The same shape for FAQ topics and directory services (editors and admins)."""
+    key = (RAW_KEY,)
+    return {
+        prefix: {
+            **_read(
+                f"{what}: list, with drafts and review flags (q= searches)",
+                "Items",
+                parameters=[{"name": "q", "in": "query", "schema": {"type": "string"}}],
+            ),
+            "post": _write(
+                f"New {what.lower()} (saved as a draft)",
+                _json_body(["key"], {"key": {"type": "string"}, **fields}),
+                409,
+                status=201,
+            ),
+        },
+        f"{prefix}/{{raw_key}}": {
+            **_read(
+                "The version in force, the draft and the linter's problems with it",
+                "The item",
+                404,
+                parameters=[RAW_KEY],
+            ),
+            "put": _write("Save the draft", _json_body([], fields), 404, 409, path_params=key),
+        },
+        f"{prefix}/{{raw_key}}/versions": _read(
+            "Every published version (who, when) and the draft, newest first",
+            "Versions",
+            404,
+            parameters=[RAW_KEY],
+        ),
+        f"{prefix}/{{raw_key}}/draft": {
+            "delete": _write("Discard the draft", None, 404, path_params=key)
+        },
+        f"{prefix}/{{raw_key}}/publish": {
+            "post": _write(
+                "Publish the draft: a reviewer other than its last editor (409), content "
+                "that passes the linter (422 with its problems)",
+                _json_body([], {"draft_updated_at": FAQ_FIELDS["draft_updated_at"]}),
+                404,
+                409,
+                422,
+                path_params=key,
+            )
+        },
+        f"{prefix}/{{raw_key}}/rollback": {
+            "post": _write(
+                "Publish an earlier version again (reviewers)",
+                _json_body(["version"], {"version": {"type": "integer", "minimum": 1}}),
+                404,
+                422,
+                path_params=key,
+            )
+        },
+        f"{prefix}/{{raw_key}}/retire": {
+            "post": _write("Stop using it (reviewers)", None, 404, 409, 422, path_params=key)
+        },
+    }
+
+
+MISSED_ID = {"name": "missed_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+ACTION = {
+    "name": "action",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": ["assign", "dismiss", "new-topic"]},
+}
+STATS_FILTERS = [
+    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "channel", "in": "query", "schema": {"type": "string"}},
+]
+CONTENT_PATHS: dict[str, Any] = {
+    "/api/v1/stats": _read(
+        "Aggregate numbers for a period and channel (admins, editors, supervisors): no "
+        "cell describes fewer than 5 people; with SVG charts",
+        "The report",
+        parameters=STATS_FILTERS,
+    ),
+    "/api/v1/stats.csv": _read(
+        "The same aggregates as CSV (UTF-8 with BOM)", "CSV", parameters=STATS_FILTERS
+    ),
+    **_content_paths("/api/v1/faq", "FAQ topics", FAQ_FIELDS),
+    **_content_paths("/api/v1/services", "Directory services", SERVICE_FIELDS),
+    "/api/v1/intents": _read(
+        "What a missed message can be assigned to: FAQ topics and core intents", "Intents"
+    ),
+    "/api/v1/training/status": _read(
+        "The model in use, the one the content wants, and recent retraining runs with "
+        "progress and verdict",
+        "Training status",
+    ),
+    "/api/v1/training": {
+        "post": _write("Retrain now if the model lags the content (admins)", None, 409, status=202)
+    },
+    "/api/v1/missed": _read(
+        "Messages the bot did not understand, masked; never the conversation",
+        "Items, newest first",
+        parameters=[
+            {
+                "name": "status",
+                "in": "query",
+                "schema": {
+                    "type": "string",
+                    "enum": ["open", "assigned", "new_topic", "dismissed"],
+                },
+            },
+            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+        ],
+    ),
+    "/api/v1/missed/{missed_id}/{action}": {
+        "post": _write(
+            "assign {intent}: a training example of that topic (the model retrains); "
+            "dismiss; new-topic {key, title}: a draft topic with it as its first example",
+            _json_body(
+                [],
+                {
+                    "intent": {"type": "string"},
+                    "key": {"type": "string"},
+                    "title": {"type": "string"},
+                },
+            ),
+            404,
+            409,
+            path_params=(MISSED_ID, ACTION),
+        )
+    },
+}
+DOCUMENT["paths"].update(CONTENT_PATHS)
 
 
 def create_blueprint() -> Blueprint:

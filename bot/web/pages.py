@@ -1,5 +1,6 @@
 """The service's own pages: the web chat at ``/chat`` (and ``/`` pointing to it), and the
-counsellor console at ``/console`` (a page over the ``/api/v1`` console API)."""
+counsellor console at ``/console`` (a page over the ``/api/v1`` console API), and the
+admin pages at ``/admin`` (content, missed messages, numbers; over the same API)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def create_blueprint() -> Blueprint:
     @bp.get("/console")
     async def console(_request: Request) -> HTTPResponse:
         response = html(render("console.html"))
+        response.headers["X-Robots-Tag"] = "noindex"
+        return response
+
+    @bp.get("/admin")
+    async def admin(_request: Request) -> HTTPResponse:
+        response = html(render("admin.html"))
         response.headers["X-Robots-Tag"] = "noindex"
         return response
 
