@@ -7,9 +7,11 @@ Database fixtures run on SQLite, and on PostgreSQL as well when
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -72,8 +74,15 @@ def _block_network() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("nlu-model")
-    train(REPO / "data" / "nlu", directory)
+    """Trained once per test run: xdist workers share it (the first trains it under a
+    file lock, the others wait). Nobody writes into it; servers get hard-linked copies."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    directory = shared / "nlu-model-shared"
+    with (shared / "nlu-model.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / "CURRENT").exists():
+            train(REPO / "data" / "nlu", directory)
     return directory
 
 
@@ -155,9 +164,10 @@ def sqlite_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def make_settings(instance: Path, database_url: str, model_dir: Path) -> Settings:
-    """Settings for a fresh instance folder that uses the session's trained model."""
+    """Settings for a fresh instance folder that uses the session's trained model (a
+    hard-linked copy: a server that retrains replaces files, never edits them)."""
     instance.mkdir(parents=True, exist_ok=True)
-    (instance / "nlu-model").symlink_to(model_dir, target_is_directory=True)
+    shutil.copytree(model_dir, instance / "nlu-model", copy_function=os.link)
     env = {
         "DONGHANH_INSTANCE_DIR": str(instance),
         "DONGHANH_DATABASE_URL": database_url,
@@ -170,7 +180,8 @@ def make_settings(instance: Path, database_url: str, model_dir: Path) -> Setting
 
 
 async def create_staff(settings: Settings, users: Any, password: str) -> None:
-    """Staff accounts ``(username, role)`` with one password, straight in the database."""
+    """Staff accounts ``(username, role)`` or ``(username, role, reviewer)`` with one
+    password, straight in the database."""
     from bot.storage.crypto import Vault
     from bot.storage.db import create_engine, session_factory
     from bot.storage.passwords import hash_password
@@ -181,8 +192,10 @@ async def create_staff(settings: Settings, users: Any, password: str) -> None:
         store = Store(
             session_factory(engine), Vault(settings.encryption_keys), settings.pseudonym_secret
         )
-        for username, role in users:
-            await store.do_create_staff_user(username, hash_password(password), role)
+        for username, role, *reviewer in users:  # (username, role[, may publish content])
+            await store.do_create_staff_user(
+                username, hash_password(password), role, reviewer=bool(reviewer and reviewer[0])
+            )
     finally:
         await engine.dispose()
 

@@ -126,7 +126,9 @@ def test_setup_creates_everything_and_prints_the_admin_password_once(
 def test_content_load_checks_then_loads_the_faq(settings: Settings, tmp_path: Path) -> None:
     done = run(["content", "load"], settings)
     assert done.returncode == 0, done.stderr
-    assert "Đã nạp 20 chủ đề FAQ" in done.stdout
+    assert "Đã xuất bản 20 chủ đề FAQ" in done.stdout
+    again = run(["content", "load"], settings)
+    assert "Đã xuất bản 0 chủ đề FAQ" in again.stdout  # nothing changed: nothing published
 
     broken = tmp_path / "faq"
     shutil.copytree(REPO / "data" / "faq", broken)
@@ -136,3 +138,40 @@ def test_content_load_checks_then_loads_the_faq(settings: Settings, tmp_path: Pa
     assert refused.returncode == 1
     assert "deposit.yml: missing 'reviewed'" in refused.stderr
     assert "Chưa nạp gì" in refused.stderr
+
+
+def test_content_export_writes_files_the_linter_accepts_and_a_rasa_project(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`content export` gives back data/faq-shaped files (with their examples and the
+    directory) that pass `content check`; `export rasa` writes a project whose NLU file
+    passes Rasa's own schema and holds every example."""
+    from bot.nlu.rasa_yaml import read_nlu_dir, validate_nlu_document
+
+    assert run(["content", "load"], settings).returncode == 0
+    out = tmp_path / "export"
+    exported = run(["content", "export", str(out)], settings)
+    assert exported.returncode == 0, exported.stderr
+    assert len(list((out / "faq").glob("*.yml"))) == 20
+    assert (out / "services_directory" / "national.yml").exists()
+    data = tmp_path / "data"  # the repository's data with the exported examples
+    shutil.copytree(REPO / "data", data)
+    shutil.copy(out / "nlu" / "faq.yml", data / "nlu" / "faq.yml")
+    checked = run(
+        ["content", "check", "--faq-dir", str(out / "faq")], settings, DONGHANH_DATA_DIR=str(data)
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert sorted((e.full_intent, e.text) for e in read_nlu_dir(data / "nlu").examples) == sorted(
+        (e.full_intent, e.text) for e in read_nlu_dir(REPO / "data" / "nlu").examples
+    )
+
+    project = tmp_path / "rasa"
+    done = run(["export", "rasa", str(project)], settings)
+    assert done.returncode == 0, done.stderr
+    for name in ("config.yml", "domain.yml", "data/nlu.yml", "data/rules.yml"):
+        assert (project / name).is_file(), name
+    text = (project / "data" / "nlu.yml").read_text("utf-8")
+    validate_nlu_document(text, "data/nlu.yml")
+    assert len(read_nlu_dir(project / "data").examples) == len(
+        read_nlu_dir(REPO / "data" / "nlu").examples
+    )

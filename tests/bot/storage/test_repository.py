@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bot.domain import Button, FaqEntry, InboundMessage, Reply
+from bot.domain import Button, InboundMessage, Reply
 from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, session_factory
 from bot.storage.migrate import current_revision, head_revision
@@ -159,30 +158,6 @@ async def test_an_expired_claim_is_reclaimed_by_one_worker_only(store: Store) ->
         *(store.do_claim_due_deliveries(["telegram"]) for _ in range(4))
     )
     assert sum(len(batch) for batch in reclaims) == 1
-
-
-def faq_entry(key: str, answer: str = "Theo Điều 1, ...") -> FaqEntry:
-    return FaqEntry(
-        key=key,
-        title=f"Chủ đề {key}",
-        answer=answer,
-        more="Thêm.",
-        sources=("Điều 1 Luật 53/2024/QH15",),
-        reviewed=date(2026, 11, 1),
-        buttons=(Button("Gặp tư vấn viên", "/request_counsellor"),),
-    )
-
-
-async def test_faq_entries_load_round_trip_and_replace(store: Store) -> None:
-    assert await store.count_faq_entries() == 0
-    await store.do_load_faq([faq_entry("b"), faq_entry("a")], replace=False)
-    assert await store.get_faq_entries() == [faq_entry("a"), faq_entry("b")]
-
-    await store.do_load_faq([faq_entry("a", "Đã sửa.")], replace=False)
-    assert [e.answer for e in await store.get_faq_entries()] == ["Đã sửa.", "Theo Điều 1, ..."]
-
-    await store.do_load_faq([faq_entry("c")], replace=True)
-    assert [e.key for e in await store.get_faq_entries()] == ["c"]
 
 
 async def test_the_models_match_the_migrations(database_url: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 
 def _settings(instance: Path, model_dir: Path, database_url: str) -> Settings:
-    (instance / "nlu-model").symlink_to(model_dir, target_is_directory=True)
+    shutil.copytree(model_dir, instance / "nlu-model", copy_function=os.link)
     return load_settings(
         {
             "DONGHANH_INSTANCE_DIR": str(instance),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterato
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('parse-db') / 'parse.sqlite3'}"
     upgrade_database(url)
     instance = tmp_path_factory.mktemp("parse-instance")
-    (instance / "nlu-model").symlink_to(model_dir, target_is_directory=True)
+    shutil.copytree(model_dir, instance / "nlu-model", copy_function=os.link)
     settings = load_settings(
         {
             "DONGHANH_INSTANCE_DIR": str(instance),
