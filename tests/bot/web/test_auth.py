@@ -62,6 +62,7 @@ def test_login_gives_a_safe_session_cookie_and_a_csrf_token(server: LiveServer) 
             "id": body["user"]["id"],
             "username": "tuvan1",
             "role": "counsellor",
+            "may_publish": False,  # content: only admins and reviewers publish
         }
         assert len(body["csrf_token"]) == 64
         cookie = response.headers["set-cookie"]
