@@ -231,7 +231,7 @@ def check_content(
 ) -> list[Problem]:
     """Everything the linter checks, for ``donghanh content check``."""
     import services_directory
-    from bot.nlu.rasa_yaml import read_nlu_dir
+    from bot.nlu.training import training_intents
 
     root = directory_root or services_directory.HERE
     problems = [Problem(p, m) for p, m in services_directory.check_directory(root)]
@@ -240,7 +240,7 @@ def check_content(
         files = read_faq_dir(faq_dir)
     except DataFormatError as exc:
         return [*problems, Problem(Path(exc.path), exc.detail)]
-    intents = set(read_nlu_dir(nlu_dir).full_intents)
+    intents = training_intents(nlu_dir)
     problems += check_faq(files, intents, phones, faq_dir)
     if responses_file.exists():
         problems += check_responses(responses_file, phones)

@@ -24,6 +24,7 @@ from bot.content.check import check_faq_file, check_text
 from bot.content.faq import KEY_PATTERN, FaqFile
 from bot.domain import Button, FaqEntry, StaffMember
 from bot.errors import BadInput, Conflict, Forbidden, NotFound, Unprocessable
+from bot.nlu.training import printable
 from bot.storage.content import ContentStore, Topic, Version
 
 FAQ = "faq"
@@ -73,7 +74,7 @@ def _text_list(body: dict[str, Any], name: str, *, limit: int, most: int) -> lis
     value = body.get(name) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadInput(f"'{name}' phải là một danh sách chữ")
-    items = [" ".join(v.split()) for v in value if v.strip()]
+    items = [printable(v) for v in value if printable(v)]
     if len(items) > most:
         raise BadInput(f"'{name}': tối đa {most} mục")
     if any(len(v) > limit for v in items):
@@ -171,6 +172,69 @@ def service_data_from_body(key: str, body: Any) -> dict[str, Any]:
     return data
 
 
+# -- the linter's words, in Vietnamese for the admin pages --------------------------------
+
+FIELD_NAMES = {
+    "title": "tên chủ đề",
+    "answer": "câu trả lời",
+    "more": "thông tin thêm",
+    "name": "tên",
+    "helps_with": "giúp gì",
+    "hours": "giờ làm việc",
+    "address": "địa chỉ",
+}
+_FIELD = "|".join(FIELD_NAMES)
+TRANSLATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), text)
+    for pattern, text in (
+        (r"^missing 'sources'.*", "thiếu nguồn (luật và điều, khoản, hoặc tên nguồn)"),
+        (r"^missing 'reviewed'.*", "thiếu ngày rà soát"),
+        (r"^missing '(\w+)'$", "thiếu {field1}"),
+        (r"^'reviewed: (.*)' is not a date.*", r"ngày rà soát “\1” không đúng dạng YYYY-MM-DD"),
+        (r"^'reviewed: (.*)' is in the future$", r"ngày rà soát \1 ở tương lai"),
+        (r"^answer is (\d+) characters; at most (\d+)$", r"câu trả lời dài \1 ký tự, tối đa \2"),
+        (r"^more is (\d+) characters; at most (\d+)$", r"thông tin thêm dài \1 ký tự, tối đa \2"),
+        (r"^buttons: at most (\d+)$", r"tối đa \1 nút"),
+        (r"^buttons: expected a list$", "các nút phải là một danh sách"),
+        (r"^button (\d+): needs a title and a payload$", r"nút \1 cần tiêu đề và mã"),
+        (
+            r"^button (\d+): payload (.*) is not /intent.*",
+            r"nút \1: mã \2 không đúng dạng /ý_định",
+        ),
+        (
+            r"^button (\d+): payload (.*) leads to an unknown intent$",
+            r"nút \1: mã \2 dẫn tới ý định không có",
+        ),
+        (
+            rf"^({_FIELD}): the retired anti-trafficking hotline.*",
+            "{field1}: số đường dây nóng cũ đã ngừng hoạt động (nay là 111)",
+        ),
+        (
+            rf"^({_FIELD}): (.*) is not in the services directory$",
+            r"{field1}: số \2 không có trong danh bạ dịch vụ",
+        ),
+        (
+            r"^provinces must be .*",
+            "phạm vi phải là toàn quốc hoặc một trong 34 tỉnh, thành phố hiện hành",
+        ),
+        (r"^verified_at is in the future$", "ngày xác minh ở tương lai"),
+        (r"^phone (.*) is not a phone number$", r"\1 không phải số điện thoại"),
+        (r"^unknown fields (.*)$", r"trường không hợp lệ: \1"),
+    )
+)
+
+
+def in_vietnamese(problem: str) -> str:
+    """The linter's message for editors; anything not in the table is shown as is,
+    after a Vietnamese lead (schema details from pykwalify stay technical)."""
+    for pattern, text in TRANSLATIONS:
+        match = pattern.match(problem)
+        if match:
+            field = FIELD_NAMES.get(match.group(1), match.group(1)) if match.groups() else ""
+            return match.expand(text.replace("{field1}", field))
+    return f"dữ liệu chưa đúng mẫu: {problem}"
+
+
 # -- the linter, on one topic --------------------------------------------------------------
 
 
@@ -184,6 +248,7 @@ def faq_problems(key: str, data: dict[str, Any], facts: ContentFacts) -> list[st
             p.message
             for p in check_text(Path(key), field, str(data.get(field) or ""), facts.known_phones())
         ]
+    problems = [in_vietnamese(p) for p in problems]
     problems += example_problems(key, data.get("examples") or [], facts)
     return list(dict.fromkeys(problems))  # the same problem found twice is said once
 
@@ -216,7 +281,7 @@ def service_problems(key: str, data: dict[str, Any], facts: ContentFacts) -> lis
         problems += [
             p.message for p in check_text(Path(key), field, str(data.get(field) or ""), None)
         ]
-    return problems
+    return [in_vietnamese(p) for p in problems]
 
 
 def needs_review(reviewed: str | None, today: date, max_days: int) -> bool:
@@ -307,6 +372,8 @@ class ContentEditor:
         if old is None or old.state not in ("published", "superseded"):
             raise NotFound(f"không có phiên bản đã xuất bản số {number}")
         problems = self.problems(kind, key, old.data)
+        if kind == FAQ and old.retired:  # rolling back to a retirement retires it again
+            problems += [f"nút trong chủ đề {o}" for o in self.facts.topics_with_button_to(key)]
         if problems:
             raise Unprocessable("phiên bản cũ không còn đạt yêu cầu", problems)
         version = await self.store.do_publish_data(

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from bot.domain import AuthorKind, ConversationState, InboundMessage, ParseResul
 from bot.engine.choices import resolve_choice
 from bot.engine.events import EventHub, message_event
 from bot.engine.policy import (
+    FALLBACK_ACTION,
     FAQ_ACTION,
     HELD_DANGER,
     SCREENING_START,
@@ -43,6 +43,7 @@ logger = logging.getLogger("donghanh.engine")
 PROVINCE_SLOT = "province"  # set by action_find_service (actions/services.py)
 CORRECTION_INTENT = "wrong_answer"  # "không phải cái tôi hỏi"
 CORRECTION = "correction"
+CORRECTION_REPLY = f"utter_{CORRECTION_INTENT}"
 
 
 class KeyedLocks:
@@ -131,7 +132,6 @@ class TurnEngine:
         if self._fault_delay:
             await asyncio.sleep(self._fault_delay)
         outcome = await self._run_turn(turn)
-        outcome = await self._note_if_missed(turn, outcome)
         outbox_ids = await self.store.do_record_turn(turn, outcome)
         if outbox_ids or turn.state is not ConversationState.BOT or outcome.handoff:
             self._tell_console(turn, outcome, outbox_ids)
@@ -148,6 +148,8 @@ class TurnEngine:
         )
         if outbox_ids:
             self._on_outbox()
+        if outbox_ids:  # recorded (not a turn another worker took): the editors' queue
+            await self._queue_if_missed(turn, outcome)
         return len(outbox_ids)
 
     def _tell_console(
@@ -254,19 +256,21 @@ class TurnEngine:
             confidence=parse.confidence,
         )
 
-    async def _note_if_missed(self, turn: TurnInput, outcome: TurnOutcome) -> TurnOutcome:
-        """A message the bot did not understand goes to the editors' queue, masked."""
+    async def _queue_if_missed(self, turn: TurnInput, outcome: TurnOutcome) -> None:
+        """A message the bot did not understand goes to the editors' queue, masked. This
+        runs after the replies are recorded, so masking never delays an answer; a crash
+        in between costs a queue entry, never a message."""
         reason = missed_reason(outcome, self.missed_review_below)
         if reason is None or parse_payload(turn.text) is not None or not turn.text.strip():
-            return outcome
+            return
         text, guessed, confidence = turn.text, outcome.intent, outcome.confidence
         if reason == CORRECTION:  # what the bot got wrong is the message before
             previous = await self.store.get_previous_inbound(turn)
             if previous is None or parse_payload(previous[0]) is not None:
-                return outcome
+                return
             text, guessed, confidence = previous[0], previous[1], 0.0
         masked = await asyncio.to_thread(mask_personal, text[: self.max_message_chars])
-        return replace(outcome, missed=MissedNote(reason, masked, guessed, confidence))
+        await self.store.do_add_missed(turn, MissedNote(reason, masked, guessed, confidence))
 
     def _parse(self, text: str) -> ParseResult:
         return self._interpreter().parse(text)
@@ -297,9 +301,11 @@ def missed_reason(outcome: TurnOutcome, review_below: float) -> str | None:
     guess below ``review_below``; None otherwise (flows, commands...)."""
     if outcome.erase or outcome.intent is None:
         return None
-    if outcome.intent == FALLBACK_INTENT:
+    # only what the bot itself answered: not a flow's typed answer, never a message in a
+    # conversation a counsellor holds (that stays between the person and the counsellor)
+    if outcome.intent == FALLBACK_INTENT and outcome.intent_handled_by == FALLBACK_ACTION:
         return "fallback"
-    if outcome.intent == CORRECTION_INTENT:
+    if outcome.intent == CORRECTION_INTENT and outcome.intent_handled_by == CORRECTION_REPLY:
         return CORRECTION
     acted_on = outcome.intent_handled_by in (
         FAQ_ACTION,

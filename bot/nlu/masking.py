@@ -36,6 +36,8 @@ _NAME_CUE = re.compile(
 )
 _WORD = re.compile(r"[^\W\d_]+")
 MAX_NAME_WORDS = 4
+NER_CHUNK_CHARS = 200
+NER_MAX_PIECES = 5  # beyond ~1,000 characters only the rules mask names
 # words after a cue that are not names ("tôi là người lao động", "em là nạn nhân")
 _NOT_NAME_WORDS = (
     "người lao động nạn nhân học sinh viên công mẹ bố cha con vợ chồng chị anh em bạn "
@@ -50,7 +52,8 @@ def fold(text: str) -> str:
 
 
 def mask_personal(text: str) -> str:
-    masked = _EMAIL.sub(EMAIL, unicodedata.normalize("NFC", text))
+    visible = "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in text)
+    masked = _EMAIL.sub(EMAIL, unicodedata.normalize("NFC", visible))
     masked = _LINK.sub(LINK, masked)
     masked = _HANDLE.sub(HANDLE, masked)
     masked = _AMOUNT.sub(NUMBER, masked)
@@ -82,7 +85,7 @@ def _name_span(text: str, start: int) -> tuple[int, int] | None:
         between = text[(words[-1].end() if words else start) : word.start()]
         if between.strip() or len(words) == MAX_NAME_WORDS:
             break
-        if strip_diacritics(word.group(0).lower()) in _NOT_NAMES:
+        if not words and strip_diacritics(word.group(0).lower()) in _NOT_NAMES:
             break
         if words and not (word.group(0)[0].isupper() and words[0].group(0)[0].isupper()):
             break
@@ -93,13 +96,38 @@ def _name_span(text: str, start: int) -> tuple[int, int] | None:
 
 
 def _mask_recognised_names(text: str) -> str:
+    """Names underthesea's model finds, read in pieces of at most ``NER_CHUNK_CHARS``
+    (its time grows much faster than the length of what it reads), only in pieces with
+    a capital letter, and in at most ``NER_MAX_PIECES`` of them."""
+    names: set[str] = set()
+    pieces = [p for p in _pieces(text, NER_CHUNK_CHARS) if any(ch.isupper() for ch in p)]
+    for piece in pieces[:NER_MAX_PIECES]:  # names the model finds are capitalised
+        names |= _recognised_names(piece)
+    for name in sorted(names, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME, text)
+    return text
+
+
+def _recognised_names(text: str) -> set[str]:
     try:
         from underthesea import ner
 
         tagged = ner(text)
     except Exception:  # the model cannot run here: the rules above still masked
-        return text
-    for token, *_tags, label in tagged:
-        if label.endswith("-PER") and token.strip() and token not in (NAME, "tên"):
-            text = re.sub(rf"(?<!\w){re.escape(token)}(?!\w)", NAME, text)
-    return text
+        return set()
+    return {
+        token
+        for token, *_tags, label in tagged
+        if label.endswith("-PER") and token.strip() and token not in (NAME, "tên")
+    }
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    """The text cut at spaces into pieces of at most ``size`` characters."""
+    pieces: list[str] = []
+    while len(text) > size:
+        cut = text.rfind(" ", 0, size)
+        cut = cut if cut > 0 else size
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip()
+    return [*pieces, text] if text else pieces

@@ -98,6 +98,12 @@ def training_intents(data_dir: Path) -> set[str]:
     return {intent for path in training_files(data_dir) for intent, _ in example_lines(path)}
 
 
+def printable(text: str) -> str:
+    """One line of printable text: control characters (which YAML refuses) dropped,
+    runs of whitespace made one space."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
 def examples_document(examples: Mapping[str, Sequence[str]]) -> str:
     """A Rasa NLU file (``version: "3.1"``) with these examples, intents in order."""
     lines = ['version: "3.1"', "nlu:"]
@@ -105,7 +111,7 @@ def examples_document(examples: Mapping[str, Sequence[str]]) -> str:
         if not texts:
             continue
         lines += [f"- intent: {intent}", "  examples: |"]
-        lines += [f"    - {' '.join(text.split())}" for text in texts]
+        lines += [f"    - {printable(text)}" for text in texts]
     return "\n".join(lines) + "\n"
 
 

@@ -333,8 +333,8 @@ class ContentStore:
                         note="seed",
                     )
                 )
-            await self._bump_revision(session)
-            try:
+            try:  # the bump flushes the rows: a worker that lost the race fails here
+                await self._bump_revision(session)
                 await session.commit()
             except IntegrityError:
                 await session.rollback()

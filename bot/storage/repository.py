@@ -95,7 +95,6 @@ class TurnOutcome:
     redact_inbound: str | None = None  # kept instead of the message's text (a phone number)
     intent_handled_by: str | None = None  # which part of the policy answered
     confidence: float = 0.0
-    missed: MissedNote | None = None
 
 
 @dataclass(frozen=True)
@@ -391,8 +390,6 @@ class Store:
             )
             if outcome.handoff is not None:
                 await _apply_handoff(session, self.vault, turn, outcome.handoff, now)
-            if outcome.missed is not None and not outcome.erase:
-                session.add(self._missed_row(turn, outcome.missed, now))
             if outcome.erase:
                 await self._erase_contact_data(
                     session, turn, keep=[row.message_id for row in outbox_rows], now=now
@@ -421,17 +418,32 @@ class Store:
             ).first()
         return None if row is None else (self.vault.decrypt(row[0]), row[1])
 
-    def _missed_row(self, turn: TurnInput, note: MissedNote, now: datetime) -> MissedMessage:
-        return MissedMessage(
-            contact_id=turn.contact_id,
-            channel=turn.channel,
-            reason=note.reason,
-            masked_text_enc=self.vault.encrypt(note.masked_text),
-            guessed_intent=note.guessed_intent,
-            confidence=round(note.confidence, 4),
-            status="open",
-            created_at=now,
-        )
+    async def do_add_missed(self, turn: TurnInput, note: MissedNote) -> None:
+        """Queue a message the bot did not understand, already masked, for the editors
+        (nothing if the person has asked to erase their data meanwhile)."""
+        async with self.sessions() as session:
+            contact = (
+                await session.execute(
+                    select(Contact.id, Contact.erase_requested_at).where(
+                        Contact.id == turn.contact_id
+                    )
+                )
+            ).first()
+            if contact is None or contact.erase_requested_at is not None:
+                return
+            session.add(
+                MissedMessage(
+                    contact_id=turn.contact_id,
+                    channel=turn.channel,
+                    reason=note.reason,
+                    masked_text_enc=self.vault.encrypt(note.masked_text),
+                    guessed_intent=note.guessed_intent,
+                    confidence=round(note.confidence, 4),
+                    status="open",
+                    created_at=utcnow(),
+                )
+            )
+            await session.commit()
 
     async def _erase_contact_data(
         self, session: AsyncSession, turn: TurnInput, *, keep: list[int], now: datetime

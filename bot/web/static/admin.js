@@ -105,7 +105,8 @@
     $("boot-status").hidden = true; $("login-view").hidden = true; $("workspace").hidden = false;
     $("me").textContent = user.username; $("me-role").textContent = "(" + (ROLES[user.role] || user.role) + (user.may_publish ? ", được duyệt" : "") + ")";
     const editor = EDITOR_ROLES.includes(user.role);
-    document.querySelectorAll(".tab-btn").forEach((b) => { b.hidden = !editor && b.dataset.view !== "stats"; });
+    const readsStats = STATS_ROLES.includes(user.role);
+    document.querySelectorAll(".tab-btn").forEach((b) => { b.hidden = !(editor || (readsStats && b.dataset.view === "stats")); });
     $("role-denied").hidden = editor || STATS_ROLES.includes(user.role);
     if (!STATS_ROLES.includes(user.role)) return;
     show(editor ? (location.hash.slice(1) || "faq") : "stats");
@@ -295,7 +296,7 @@
     if (current && current.version !== version.version) {
       const compare = h("button", "btn btn-quiet btn-small", "So sánh với bản đang dùng");
       compare.type = "button";
-      compare.addEventListener("click", () => showCompare(version, current));
+      compare.addEventListener("click", () => showCompare(kind, version, current));
       li.append(compare);
     }
     if (me.may_publish && version.state === "superseded") {
@@ -307,8 +308,8 @@
     return li;
   }
 
-  function showCompare(older, current) {
-    const box = $("faq-compare");
+  function showCompare(kind, older, current) {
+    const box = $(kind === "faq" ? "faq-compare" : "svc-compare");
     box.hidden = false;
     const table = h("table", "compare-table");
     const head = h("tr");
@@ -448,7 +449,8 @@
     const li = h("li", "missed card");
     li.dataset.id = String(item.id);
     li.append(h("p", "missed-text", item.text));
-    li.append(h("p", "muted", (REASONS[item.reason] || item.reason) + (item.guessed_intent ? " · bot đoán: " + titleOf(item.guessed_intent) + " (" + Math.round(item.confidence * 100) + "%)" : "") + " · " + formatTime(item.created_at)));
+    const guessed = item.guessed_intent && item.guessed_intent !== "nlu_fallback";
+    li.append(h("p", "muted", (REASONS[item.reason] || item.reason) + (guessed ? " · bot đoán: " + titleOf(item.guessed_intent) + " (" + Math.round(item.confidence * 100) + "%)" : "") + " · " + formatTime(item.created_at)));
     const row = h("div", "actions");
     const label = h("label", "sr-only", "Chủ đề để gán");
     const select = h("select", "missed-intent");

@@ -444,8 +444,8 @@ def test_the_retired_hotline_and_missing_sources_stop_publishing(
     spaced = f"{retired[:4]} {retired[4:]}"
     body = faq_body(original, answer=f"Hãy gọi {spaced} để được giúp.", sources=[])
     problems = _publish_refused(staff, "victim_support", body)
-    assert any("retired anti-trafficking hotline" in p for p in problems), problems
-    assert any("missing 'sources'" in p for p in problems), problems
+    assert any("số đường dây nóng cũ" in p for p in problems), problems
+    assert any("thiếu nguồn" in p for p in problems), problems
 
 
 def test_the_linter_refuses_long_answers_few_or_taken_examples_and_unknown_targets(
@@ -461,10 +461,10 @@ def test_the_linter_refuses_long_answers_few_or_taken_examples_and_unknown_targe
     )
     problems = _publish_refused(staff, "victim_support", body)
     joined = "\n".join(problems)
-    assert "at most 600" in joined
+    assert "tối đa 600" in joined
     assert "ít nhất 3 câu hỏi mẫu" in joined
     assert "đã thuộc chủ đề deposit" in joined
-    assert "unknown intent" in joined
+    assert "dẫn tới ý định không có" in joined
 
 
 def test_a_number_missing_from_the_directory_stops_publishing(
@@ -473,7 +473,7 @@ def test_a_number_missing_from_the_directory_stops_publishing(
     original = published_data(staff["ed1"], "/api/v1/faq/victim_support")
     body = faq_body(original, answer="Hãy gọi đường dây 0243 999 888 để được giúp.")
     problems = _publish_refused(staff, "victim_support", body)
-    assert any("is not in the services directory" in p for p in problems), problems
+    assert any("không có trong danh bạ dịch vụ" in p for p in problems), problems
 
 
 def test_a_topic_other_topics_point_to_cannot_be_retired(
@@ -555,9 +555,9 @@ def test_a_service_in_a_former_province_is_refused(staff: dict[str, StaffClient]
     record = published_data(editor, "/api/v1/services/ha-noi-so-y-te")
     saved = editor.put("/api/v1/services/ha-noi-so-y-te", {**record, "provinces": ["Hà Tây"]})
     assert saved.status_code == 200, saved.text
-    assert any("one of the 34 units" in p for p in saved.json()["problems"]), saved.json()
+    assert any("34 tỉnh, thành phố" in p for p in saved.json()["problems"]), saved.json()
     refused = assert_error(reviewer.post("/api/v1/services/ha-noi-so-y-te/publish"), 422)
-    assert any("one of the 34 units" in p for p in refused["problems"]), refused
+    assert any("34 tỉnh, thành phố" in p for p in refused["problems"]), refused
     service = editor.get("/api/v1/services/ha-noi-so-y-te").json()
     assert service["published"]["data"]["provinces"] == ["Hà Nội"]
     assert editor.write("DELETE", "/api/v1/services/ha-noi-so-y-te/draft").status_code == 200
