@@ -79,6 +79,7 @@ class Settings:
     service_verify_max_days: int = 183  # a service verified longer ago is flagged
     # a retrained model is refused if its held-out accuracy drops more than this
     retrain_max_accuracy_drop: float = 0.02
+    retrain_delay_seconds: float = 10.0  # retrain once the examples were still this long
     missed_review_below: float = 0.5  # understood below this confidence: the editors see it
     missed_retention_days: int = 90  # missed messages (masked) are deleted after this
 
@@ -170,6 +171,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "faq_review_max_days": int,
     "service_verify_max_days": int,
     "retrain_max_accuracy_drop": float,
+    "retrain_delay_seconds": float,
     "missed_review_below": float,
     "missed_retention_days": int,
 }

@@ -341,6 +341,29 @@ def require_chromium() -> None:
         pytest.skip(reason)
 
 
+@contextmanager
+def headless_chromium(expect_timeout_ms: int | None = None) -> Iterator[Any]:
+    """Debian's chromium through Playwright (``expect`` waiting ``expect_timeout_ms``).
+
+    Playwright's sync API keeps an event loop running in this thread while it is
+    started, and the database fixtures behind a server call asyncio.run(): so start the
+    browser after the server (and its users) are up, and stop it before they go."""
+    from playwright.sync_api import expect, sync_playwright
+
+    if expect_timeout_ms is not None:
+        expect.set_options(timeout=expect_timeout_ms)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+            if expect_timeout_ms is not None:
+                expect.set_options(timeout=None)
+
+
 # -- a callback server that records what the service sends ---------------------------------
 
 

@@ -77,6 +77,8 @@ class LiveContent:
         self.file_intents = training_intents(settings.nlu_data_dir)
         self.units = services_directory.read_units()
         self.wanted_hash = ""
+        self._changed_at = float("-inf")  # when the examples last changed (monotonic)
+        self.waiting = False  # a retrain is due once the examples are still
         self._retraining: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -139,7 +141,10 @@ class LiveContent:
         self._apply_faq([entry_from_data(key, data) for key, data in sorted(faq.items())])
         services_directory.use_directory(self.directory())
         with tempfile.TemporaryDirectory() as folder:
-            self.wanted_hash = training_data_hash(self._training_dir(Path(folder) / "data"))
+            wanted = training_data_hash(self._training_dir(Path(folder) / "data"))
+        if wanted != self.wanted_hash:
+            self._changed_at = time.monotonic()
+        self.wanted_hash = wanted
         self.revision = revision
         logger.info(
             "content loaded",
@@ -225,8 +230,11 @@ class LiveContent:
             await self.wait_for_training()
 
     async def _follow(self, requested_by: int | None) -> None:
-        """Retrain until the model matches the content; data that was refused or failed
-        once is not tried again by itself (an admin can ask: POST /api/v1/training)."""
+        """Retrain until the model matches the content, once the content has been
+        still for ``retrain_delay_seconds`` (an editor publishing several topics in a
+        row costs one retrain); data that was refused or failed once is not tried again
+        by itself (an admin can ask: POST /api/v1/training)."""
+        await self._quiet_content()
         tried: set[str] = set()
         while not self.model_is_current and self.wanted_hash not in tried:
             wanted = self.wanted_hash
@@ -236,6 +244,22 @@ class LiveContent:
                 await self._adopt_installed_model()
                 continue
             await self._retrain(wanted, requested_by)
+
+    def _quiet_for(self) -> float:
+        """Seconds left until the examples have been still for the retrain delay."""
+        return self._changed_at + self.settings.retrain_delay_seconds - time.monotonic()
+
+    async def _quiet_content(self) -> None:
+        """Sleep until no change came for the retrain delay (a change meanwhile moves
+        the end: each sleep is only as long as what is left of it)."""
+        wait = self._quiet_for()
+        self.waiting = wait > 0
+        try:
+            while wait > 0:
+                await asyncio.sleep(wait)
+                wait = self._quiet_for()
+        finally:
+            self.waiting = False
 
     async def _retrain(self, wanted: str, requested_by: int | None) -> None:
         run_id = await self.store.do_start_training(wanted, requested_by)
@@ -338,6 +362,7 @@ class LiveContent:
             },
             "training": bool(self._retraining and not self._retraining.done())
             or any(run["state"] == "running" for run in runs[:1]),
+            "waiting": self.waiting,
             "last": runs[0] if runs else None,
             "recent": runs,
         }

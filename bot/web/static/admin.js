@@ -575,7 +575,10 @@
       : "Mô hình đang dùng chưa học nội dung mới nhất" + (status.training ? " (đang huấn luyện)." : ".");
     const last = status.last;
     $("training-progress-wrap").hidden = !status.training;
-    if (last && status.training) {
+    if (status.training && (status.waiting || !last || last.state !== "running")) {
+      $("training-progress").value = 0;
+      $("training-stage").textContent = "Sắp huấn luyện lại: chờ vài giây để gộp các thay đổi liền nhau…";
+    } else if (last && status.training) {
       $("training-progress").value = last.progress;
       $("training-stage").textContent = "Đang huấn luyện: " + last.progress + "%";
     }

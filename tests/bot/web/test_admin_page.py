@@ -32,11 +32,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from conftest import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REPO,
     LiveServer,
     create_staff,
+    headless_chromium,
     make_settings,
     require_chromium,
     sqlite_only,
@@ -50,7 +49,6 @@ from playwright.sync_api import (
     Route,
     ViewportSize,
     expect,
-    sync_playwright,
 )
 
 from bot.config import Settings
@@ -215,7 +213,10 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path, module_database_url: str
 ) -> Iterator[LiveServer]:
     settings = make_settings(tmp_path_factory.mktemp("admin"), module_database_url, model_dir)
-    live = LiveServer(settings, {"DONGHANH_CONTENT_POLL_SECONDS": "0.5"}).start()
+    # the assignment and the publish a few tests later land in one retrain: it starts
+    # once the examples have been still for 30 s
+    env = {"DONGHANH_CONTENT_POLL_SECONDS": "0.5", "DONGHANH_RETRAIN_DELAY_SECONDS": "30"}
+    live = LiveServer(settings, env).start()
     try:
         asyncio.run(create_staff(settings, STAFF, PASSWORD))
         asyncio.run(seed_stats_week(settings))
@@ -232,19 +233,8 @@ def client(server: LiveServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def browser(server: LiveServer) -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop running in this thread while it is
-    # started, and the fixtures behind ``server`` call asyncio.run(): so the browser
-    # starts after the server (its users and its numbers) and stops before it goes.
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-            expect.set_options(timeout=None)
+    with headless_chromium(TIMEOUT_MS) as launched:  # after the server and its numbers
+        yield launched
 
 
 class Actor:
@@ -548,7 +538,9 @@ def test_an_edit_published_by_a_reviewer_reaches_the_bot_at_once(
 
     tab(reviewer, "Mô hình ngôn ngữ").click()
     expect(reviewer.locator("#training-progress-wrap")).to_be_visible()
-    expect(reviewer.locator("#training-stage")).to_have_text(re.compile(r"^Đang huấn luyện: \d+%$"))
+    expect(reviewer.locator("#training-stage")).to_have_text(
+        re.compile(r"^(Đang huấn luyện: \d+%|Sắp huấn luyện lại: chờ vài giây.*)$")
+    )
     expect(reviewer.locator("#training-model")).to_have_text(
         "Mô hình đang dùng chưa học nội dung mới nhất (đang huấn luyện)."
     )
@@ -816,9 +808,11 @@ def test_the_retrained_model_knows_the_new_example(
     )
     status = page.request.get("/api/v1/training/status").json()
     assert status["training"] is False and status["model"]["current"] is True
-    # one run per change, both installed: nothing else (the rollback, the refused
-    # draft, the services) made the model lag the content
-    assert [run["state"] for run in status["recent"]] == ["installed", "installed"], status
+    # the changes made together were trained together (one run; two if the tests
+    # between them took longer than the delay), each installed: nothing else (the
+    # rollback, the refused draft, the services) made the model lag the content
+    states = [run["state"] for run in status["recent"]]
+    assert states in (["installed"], ["installed", "installed"]), status
     assert intent_of(client, journal.edited_example) == f"faq/{EDITED}"
     assert answer_of(client, EDITED).startswith(NEW_ANSWER)  # the swap kept the content
 

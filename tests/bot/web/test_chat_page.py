@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from conftest import headless_chromium, require_chromium
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,15 +39,8 @@ def _chromium_installed() -> None:
 
 @pytest.fixture
 def browser(module_server: Any) -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop running in this thread while it is
-    # started, and the database fixtures behind ``module_server`` call asyncio.run(): so
-    # the browser starts after the server is up and stops before the database goes.
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with headless_chromium() as launched:  # after the server is up (see its docstring)
         yield launched
-        launched.close()
 
 
 class Recorder:

@@ -21,11 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from conftest import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REPO,
     LiveServer,
     create_staff,
+    headless_chromium,
     make_settings,
     require_chromium,
     sqlite_only,
@@ -39,7 +38,6 @@ from playwright.sync_api import (
     Route,
     ViewportSize,
     expect,
-    sync_playwright,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -117,19 +115,8 @@ def server(
 
 @pytest.fixture(scope="module")
 def browser(server: LiveServer) -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop running in this thread while it is
-    # started, and the database fixtures behind ``server`` call asyncio.run(): so the
-    # browser starts after the server (and its users) and stops before they go.
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-            expect.set_options(timeout=None)
+    with headless_chromium(TIMEOUT_MS) as launched:  # after the server and its users
+        yield launched
 
 
 class Actor:
