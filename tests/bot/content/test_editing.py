@@ -16,12 +16,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import sqlite_only
+from conftest import RETIRED_HOTLINE, sqlite_only
 from cryptography.fernet import Fernet
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.content.check import RETIRED_NUMBERS
 from bot.content.editing import (
     FAQ,
     MIN_EXAMPLES,
@@ -44,7 +43,7 @@ from bot.storage.models import Base
 from bot.storage.repository import Store
 
 # the retired hotline, written the way people write numbers (never literally here)
-RETIRED = f"{RETIRED_NUMBERS[0][:4]} {RETIRED_NUMBERS[0][4:]}"
+RETIRED = f"{RETIRED_HOTLINE[:4]} {RETIRED_HOTLINE[4:]}"
 VIETNAMESE = set("ảạăắằẳẵặâấầẩẫậđẻẽẹêếềểễệỉĩịỏọôốồổỗộơớờởỡợủũụưứừửữựỷỹỵáàéèíìóòúùýỳ")
 
 

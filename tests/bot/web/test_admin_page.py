@@ -33,6 +33,7 @@ import httpx
 import pytest
 from conftest import (
     REPO,
+    RETIRED_HOTLINE,
     LiveServer,
     create_staff,
     headless_chromium,
@@ -52,7 +53,6 @@ from playwright.sync_api import (
 )
 
 from bot.config import Settings
-from bot.content.check import RETIRED_NUMBERS
 from bot.content.faq import read_faq_dir, to_entry
 from bot.storage.db import create_engine, session_factory
 from bot.storage.models import Contact, Conversation, ConversationEvent
@@ -115,7 +115,7 @@ PERSONAL_CANDIDATES = (
 # The refused draft: the retired hotline number (built, never written here) and no
 # sources. The rollback: an answer changed, published, then the first version restored.
 REFUSED_TOPIC = "legal_aid"
-RETIRED = RETIRED_NUMBERS[0]
+RETIRED = RETIRED_HOTLINE
 BAD_ANSWER = f"Cần trợ giúp pháp lý miễn phí, bạn gọi {RETIRED[:4]} {RETIRED[4:]} để được tư vấn."
 ROLLED_BACK = "support_fund"
 CHANGED_ANSWER = (

@@ -23,12 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, LiveServer, create_staff, make_settings, sqlite_only
+from conftest import REPO, RETIRED_HOTLINE, LiveServer, create_staff, make_settings, sqlite_only
 from sqlalchemy import text
 
 import services_directory
 from bot.config import Settings
-from bot.content.check import RETIRED_NUMBERS
 from bot.storage.db import create_engine
 
 pytestmark = pytest.mark.slow
@@ -443,7 +442,7 @@ def test_the_retired_hotline_and_missing_sources_stop_publishing(
     staff: dict[str, StaffClient],
 ) -> None:
     original = published_data(staff["ed1"], "/api/v1/faq/victim_support")
-    retired = RETIRED_NUMBERS[0]
+    retired = RETIRED_HOTLINE
     spaced = f"{retired[:4]} {retired[4:]}"
     body = faq_body(original, answer=f"Hãy gọi {spaced} để được giúp.", sources=[])
     problems = _publish_refused(staff, "victim_support", body)
