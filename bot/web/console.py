@@ -22,7 +22,7 @@ from sanic.response import HTTPResponse, json
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from bot.bodies import decode_json_object, require_string
-from bot.domain import Consent, ConversationState, StaffMember, StaffRole
+from bot.domain import Consent, ConversationState, Priority, StaffMember, StaffRole
 from bot.engine.desk import OUTCOMES, REFERRAL_TITLES, REFERRALS, CounsellorDesk
 from bot.engine.events import EventHub, Subscription
 from bot.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
@@ -106,8 +106,18 @@ def _shares_history(case: Case) -> bool:
     return case.consent == Consent.FULL.value
 
 
+def shown_priority(case: Case) -> str:
+    """The priority the console may show: "many signs" comes from the screening, which
+    the person did not share unless they shared their history; danger always shows."""
+    if case.priority is None:
+        return Priority.NORMAL.value
+    if case.priority is not Priority.DANGER and not _shares_history(case):
+        return Priority.NORMAL.value
+    return case.priority.value
+
+
 def queue_item(case: Case, now_ts: float) -> dict[str, Any]:
-    priority = case.priority.value if case.priority else "normal"
+    priority = shown_priority(case)
     screening = None
     if _shares_history(case) and case.risk_level:
         title = SCREENING_TITLES.get(case.risk_level, case.risk_level)

@@ -203,7 +203,11 @@ def create_blueprint(
             if not await d.content.do_discard_draft(kind, key):
                 raise NotFound("không có bản nháp nào")
             await audit(request, member, "content_draft_discarded", kind, key)
-            return json(_detail(kind, await d.editor.topic(kind, key), d), ensure_ascii=False)
+            try:
+                topic = await d.editor.topic(kind, key)
+            except NotFound:  # the only draft of a topic never published: nothing is left
+                return json({"key": key, "deleted": True}, ensure_ascii=False)
+            return json(_detail(kind, topic, d), ensure_ascii=False)
 
         @bp.post(f"{prefix}/<raw_key:str>/publish", name=f"{kind}_publish")
         @requires(staff, settings, *EDITORS)
