@@ -45,6 +45,7 @@ from bot.domain import FaqEntry
 from bot.engine.actions import InProcessActionRunner, RemoteActionRunner
 from bot.engine.desk import CounsellorDesk
 from bot.engine.events import EventHub
+from bot.engine.flood import SenderLimits
 from bot.engine.handoff import BUTTON_INTENTS as HANDOFF_BUTTON_INTENTS
 from bot.engine.handoff import AvailabilityCheck, HandoffFlow, ServiceHours
 from bot.engine.outbox import OutboxDispatcher, Sender
@@ -64,7 +65,9 @@ from bot.storage.content import ContentStore
 from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, ping, session_factory
 from bot.storage.migrate import current_revision, head_revision
+from bot.storage.notify import PgNotifyRelay, supports_notify
 from bot.storage.repository import StaffStore, Store
+from bot.storage.retention import purge_daily
 from bot.storage.stats import StatsStore
 from bot.web import admin, auth, console, health, openapi, pages, parse
 from bot.web import content as content_api
@@ -73,8 +76,9 @@ from bot.web.errors import register_error_handlers
 
 logger = logging.getLogger("donghanh.app")
 # A message younger than this may still be in a live turn in another worker; older and
-# unanswered, its turn died with a process. (Turns take milliseconds; the row-level
-# claim that makes this exact across workers comes with the PostgreSQL scaling work.)
+# unanswered, its turn died with a process. Recovering a live turn by mistake costs only
+# work: recording a turn is serialised on the conversation's row, so one of the two
+# loses and the message is answered once.
 RECOVERY_GRACE = timedelta(seconds=10)
 _app_numbers = itertools.count(1)
 
@@ -121,6 +125,7 @@ class Services:
     stats: StatsStore
     telegram: telegram_channel.TelegramInbound | None = None
     zalo_tokens: ZaloTokens | None = None
+    relay: PgNotifyRelay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -255,6 +260,9 @@ async def open_services(
         senders,
         max_attempts=settings.outbox_max_attempts,
         retry_base_seconds=settings.outbox_retry_base_seconds,
+        # with several workers a reply may be due on another worker's web chat socket
+        idle_seconds=1.0 if supports_notify(settings.database_url) else 5.0,
+        lease_seconds=settings.outbox_lease_seconds,
     )
     content = ContentStore(session_factory(database), vault)
     await check_seed_content(settings, content)
@@ -279,6 +287,7 @@ async def open_services(
         fault_delay_seconds=settings.fault_turn_delay_ms / 1000,
         events=events,
         missed_review_below=settings.missed_review_below,
+        sender_limits=SenderLimits(settings.inbound_burst, settings.inbound_per_minute),
     )
     staff = StaffStore(session_factory(database))
     live = LiveContent(
@@ -328,7 +337,24 @@ async def seed_canned_replies(settings: Settings, cases: CaseStore) -> None:
     await cases.do_seed_canned_replies(replies)
 
 
+async def relay_console_events(services: Services) -> None:
+    """With PostgreSQL, live console events cross workers through LISTEN/NOTIFY."""
+    if not supports_notify(services.settings.database_url):
+        return
+    hub = services.desk.events
+
+    async def reload_consoles() -> None:
+        hub.tell_everyone_to_reload()
+
+    relay = PgNotifyRelay(services.settings.database_url, hub.receive, reload_consoles)
+    await relay.start()
+    hub.relay_through(relay, services.store.get_message_text)
+    services.relay = relay
+
+
 async def close_services(services: Services) -> None:
+    if services.relay is not None:
+        await services.relay.stop()
     await services.live.stop()
     for task in services.tasks:
         task.cancel()
@@ -540,6 +566,7 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
                 settings.callback_url
             )
         app.ctx.services = await open_services(settings, senders, platform_channels=True)
+        await relay_console_events(app.ctx.services)
 
     @app.after_server_start
     async def start_background_work(app: Sanic[Any, Any]) -> None:
@@ -548,6 +575,11 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
         services.tasks.append(asyncio.create_task(_recovery_loop(services)))
         services.tasks.append(asyncio.create_task(_handoff_loop(services)))
         services.tasks.append(asyncio.create_task(services.live.poll_forever()))
+        services.tasks.append(
+            asyncio.create_task(
+                purge_daily(services.store.sessions, services.store.vault, services.settings)
+            )
+        )
         if services.zalo_tokens is not None:
             services.tasks.append(asyncio.create_task(services.zalo_tokens.run_forever()))
         if settings.telegram_polling and services.telegram is not None:

@@ -43,6 +43,11 @@ class Settings:
     request_max_bytes: int = 256 * 1024
     outbox_max_attempts: int = 8
     outbox_retry_base_seconds: float = 1.0
+    # messages one sender may send at once, then per minute, per worker (beyond: 429)
+    inbound_burst: int = 30
+    inbound_per_minute: float = 30.0
+    # a send not settled within this (the worker died mid-send) is claimed again
+    outbox_lease_seconds: float = 60.0
     recovery_interval_seconds: float = 5.0
     fault_turn_delay_ms: int = 0
     cookie_secure: bool = False  # True behind TLS: staff session cookies only over HTTPS
@@ -82,6 +87,10 @@ class Settings:
     retrain_delay_seconds: float = 10.0  # retrain once the examples were still this long
     missed_review_below: float = 0.5  # understood below this confidence: the editors see it
     missed_retention_days: int = 90  # missed messages (masked) are deleted after this
+    # Retention (bot/storage/retention.py, `donghanh purge`, run daily by the service)
+    retention_days: int = 180  # a conversation idle this long loses its content
+    outbox_retention_days: int = 30  # delivery records (sent or failed) are deleted after this
+    audit_retention_days: int = 730  # audit log entries are deleted after this
 
     @property
     def model_dir(self) -> Path:
@@ -155,6 +164,9 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "request_max_bytes": int,
     "outbox_max_attempts": int,
     "outbox_retry_base_seconds": float,
+    "outbox_lease_seconds": float,
+    "inbound_burst": int,
+    "inbound_per_minute": float,
     "recovery_interval_seconds": float,
     "fault_turn_delay_ms": int,
     "encryption_keys": _parse_keys,
@@ -174,6 +186,9 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "retrain_delay_seconds": float,
     "missed_review_below": float,
     "missed_retention_days": int,
+    "retention_days": int,
+    "outbox_retention_days": int,
+    "audit_retention_days": int,
 }
 
 
@@ -295,7 +310,14 @@ def load_settings(
         raise ConfigError("DONGHANH_WORKERS must be at least 1")
     if values.get("webhook_max_age_seconds", 1) < 1:
         raise ConfigError("DONGHANH_WEBHOOK_MAX_AGE_SECONDS must be at least 1")
-    for name in ("content_poll_seconds", "faq_review_max_days", "service_verify_max_days"):
+    for name in (
+        "content_poll_seconds",
+        "faq_review_max_days",
+        "service_verify_max_days",
+        "retention_days",
+        "outbox_retention_days",
+        "audit_retention_days",
+    ):
         if values.get(name, 1) <= 0:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be above 0")
     return Settings(**values)

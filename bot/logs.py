@@ -36,6 +36,7 @@ class SafeJsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,  # which worker, when several share one log
             "msg": record.msg if isinstance(record.msg, str) else type(record.msg).__name__,
         }
         for field in SAFE_FIELDS:

@@ -25,6 +25,7 @@ from sanic.response import HTTPResponse, json
 from bot.channels.text import split_reply
 from bot.domain import Button, Delivery, DeliveryError, InboundMessage, Reply
 from bot.engine.turns import TurnEngine
+from bot.errors import TooManyRequests
 
 logger = logging.getLogger("donghanh.channels")
 MEDIA_PAYLOAD = '/user_sent_media{{"kind": "{kind}"}}'
@@ -70,7 +71,10 @@ class InboundRelay:
         background; returns how many were new."""
         stored_count = 0
         for message in messages:
-            stored = await engine.accept(message)
+            try:
+                stored = await engine.accept(message)
+            except TooManyRequests:  # a flood: not stored, and not to be sent again
+                continue
             if stored is None:
                 continue
             stored_count += 1

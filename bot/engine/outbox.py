@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.domain import Delivery, DeliveryError
 from bot.storage.models import utcnow
@@ -27,6 +27,15 @@ class Sender(Protocol):
     async def send(self, delivery: Delivery) -> None: ...
 
 
+@runtime_checkable
+class LocalSender(Sender, Protocol):
+    """A sender that reaches only the people connected to this worker (the web chat's
+    sockets): this worker claims only their replies; the worker that holds a person's
+    socket sends theirs."""
+
+    def connected_recipients(self) -> set[str]: ...
+
+
 class OutboxDispatcher:
     def __init__(
         self,
@@ -36,12 +45,14 @@ class OutboxDispatcher:
         max_attempts: int,
         retry_base_seconds: float,
         idle_seconds: float = 5.0,
+        lease_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.senders = dict(senders)
         self.max_attempts = max_attempts
         self.retry_base_seconds = retry_base_seconds
         self.idle_seconds = idle_seconds
+        self.lease_seconds = lease_seconds
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -60,12 +71,23 @@ class OutboxDispatcher:
     async def drain(self) -> int:
         """Send every due item once; returns how many were delivered. People are served
         concurrently; one person's replies go one after another, in order."""
-        deliveries = await self.store.do_claim_due_deliveries(list(self.senders))
+        deliveries = await self.store.do_claim_due_deliveries(
+            list(self.senders),
+            connected_only=self._connected_recipients(),
+            lease_seconds=self.lease_seconds,
+        )
         by_person: dict[tuple[str, str], list[Delivery]] = {}
         for delivery in deliveries:
             by_person.setdefault((delivery.channel, delivery.pseudonym), []).append(delivery)
         results = await asyncio.gather(*(self._deliver_in_order(d) for d in by_person.values()))
         return sum(results)
+
+    def _connected_recipients(self) -> dict[str, set[str]]:
+        return {
+            channel: sender.connected_recipients()
+            for channel, sender in self.senders.items()
+            if isinstance(sender, LocalSender)
+        }
 
     async def _deliver_in_order(self, deliveries: list[Delivery]) -> int:
         """Stop at the first failure: the replies after it wait for it (same due time,

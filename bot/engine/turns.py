@@ -18,6 +18,7 @@ from typing import Any
 from bot.domain import AuthorKind, ConversationState, InboundMessage, ParseResult, Priority
 from bot.engine.choices import resolve_choice
 from bot.engine.events import EventHub, message_event
+from bot.engine.flood import SenderLimits
 from bot.engine.policy import (
     FALLBACK_ACTION,
     FAQ_ACTION,
@@ -28,11 +29,13 @@ from bot.engine.policy import (
     TurnContext,
 )
 from bot.engine.screening import RESULT_SLOT
+from bot.errors import TooManyRequests
 from bot.nlu.interpreter import FALLBACK_INTENT, Interpreter, parse_payload
 from bot.nlu.masking import mask_personal
 from bot.storage.repository import (
     MissedNote,
     RecordedReply,
+    StaleTurn,
     Store,
     StoredInbound,
     TurnInput,
@@ -44,6 +47,10 @@ PROVINCE_SLOT = "province"  # set by action_find_service (actions/services.py)
 CORRECTION_INTENT = "wrong_answer"  # "không phải cái tôi hỏi"
 CORRECTION = "correction"
 CORRECTION_REPLY = f"utter_{CORRECTION_INTENT}"
+# a turn that loses a race to another worker is run again on fresh input, this often at
+# most; past that the message stays stored and unanswered, and recovery answers it
+MAX_TURN_ATTEMPTS = 8
+FLOODING = "Bạn gửi nhanh quá. Hãy đợi một chút rồi gửi tiếp nhé."
 
 
 class KeyedLocks:
@@ -79,6 +86,7 @@ class TurnEngine:
         fault_delay_seconds: float = 0.0,
         events: EventHub | None = None,
         missed_review_below: float = 0.0,
+        sender_limits: SenderLimits | None = None,
     ) -> None:
         self.store = store
         self._interpreter = interpreter
@@ -89,6 +97,7 @@ class TurnEngine:
         self._locks = KeyedLocks()
         self.events = events or EventHub()
         self.missed_review_below = missed_review_below
+        self.sender_limits = sender_limits
 
     def notify_outbox(self) -> None:
         """Tell the outbox dispatcher there may be replies to send now."""
@@ -102,13 +111,31 @@ class TurnEngine:
         return stored
 
     async def accept(self, message: InboundMessage) -> StoredInbound | None:
-        """Store a message before anything else happens to it; None for a redelivery."""
+        """Store a message before anything else happens to it; None for a redelivery.
+        Raises ``TooManyRequests`` (nothing stored) when the sender floods."""
+        self._check_flood(message)
         stored = await self.store.do_store_inbound(message)
         if stored is None:
             logger.info(
                 "duplicate", extra={"channel": message.channel, "event": "inbound_duplicate"}
             )
         return stored
+
+    def _check_flood(self, message: InboundMessage) -> None:
+        if self.sender_limits is None:
+            return
+        pseudonym = self.store.pseudonym_for(message.channel, message.sender_id)
+        wait = self.sender_limits.take(pseudonym)
+        if wait > 0:
+            logger.warning(
+                "sender flooding",
+                extra={
+                    "channel": message.channel,
+                    "event": "inbound_limited",
+                    "contact": pseudonym[:12],
+                },
+            )
+            raise TooManyRequests(FLOODING, max(1, round(wait)))
 
     async def answer(self, stored: StoredInbound) -> None:
         """Answer a stored message, after any older unanswered ones of the same person."""
@@ -124,15 +151,12 @@ class TurnEngine:
         async with self._locks.hold(pseudonym):
             return await self._process_locked(message_id, pseudonym)
 
-    async def _process_locked(self, message_id: int, pseudonym: str) -> int:
+    async def _process_locked(self, message_id: int, pseudonym: str, depth: int = 0) -> int:
         started = time.perf_counter()
-        turn = await self.store.get_turn_input(message_id)
-        if turn.already_processed:
+        recorded = await self._run_and_record(message_id, pseudonym, depth)
+        if recorded is None:
             return 0
-        if self._fault_delay:
-            await asyncio.sleep(self._fault_delay)
-        outcome = await self._run_turn(turn)
-        outbox_ids = await self.store.do_record_turn(turn, outcome)
+        turn, outcome, outbox_ids = recorded
         if outbox_ids or turn.state is not ConversationState.BOT or outcome.handoff:
             self._tell_console(turn, outcome, outbox_ids)
         logger.info(
@@ -148,9 +172,37 @@ class TurnEngine:
         )
         if outbox_ids:
             self._on_outbox()
-        if outbox_ids:  # recorded (not a turn another worker took): the editors' queue
             await self._queue_if_missed(turn, outcome)
         return len(outbox_ids)
+
+    async def _run_and_record(
+        self, message_id: int, pseudonym: str, depth: int
+    ) -> tuple[TurnInput, TurnOutcome, list[RecordedReply]] | None:
+        """Run the turn and record it, again on fresh input after losing a race to
+        another worker; None when it was already answered (or, after too many lost
+        races, left to recovery)."""
+        for _ in range(MAX_TURN_ATTEMPTS):
+            turn = await self.store.get_turn_input(message_id)
+            if turn.already_processed:
+                return None
+            if self._fault_delay:
+                await asyncio.sleep(self._fault_delay)
+            outcome = await self._run_turn(turn)
+            try:
+                recorded = await self.store.do_record_turn(turn, outcome)
+            except StaleTurn as stale:
+                await self._after_lost_race(stale, pseudonym, depth)
+                continue
+            return None if recorded is None else (turn, outcome, recorded)
+        logger.warning("turn left", extra={"event": "turn_contended", "contact": pseudonym[:12]})
+        return None
+
+    async def _after_lost_race(self, stale: StaleTurn, pseudonym: str, depth: int) -> None:
+        """Another worker changed the conversation (run again on what it wrote), or an
+        older message of this person is still unanswered (answer it first)."""
+        logger.info("turn raced", extra={"event": "turn_raced", "contact": pseudonym[:12]})
+        if stale.older_message_id is not None and depth < MAX_TURN_ATTEMPTS:
+            await self._process_locked(stale.older_message_id, pseudonym, depth + 1)
 
     def _tell_console(
         self, turn: TurnInput, outcome: TurnOutcome, replies: list[RecordedReply]

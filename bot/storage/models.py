@@ -133,6 +133,7 @@ class Message(Base):
         UniqueConstraint("channel", "platform_message_id", name="uq_messages_channel_platform_id"),
         Index("ix_messages_unprocessed", "direction", "processed_at"),
         Index("ix_messages_conversation", "conversation_id", "id"),
+        Index("ix_messages_reply_to_id", "reply_to_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -169,7 +170,10 @@ class OutboxItem(Base):
     """A reply waiting to be delivered (or delivered) through its channel."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        Index("ix_outbox_contact_channel", "contact_id", "channel", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(

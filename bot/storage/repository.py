@@ -7,7 +7,7 @@ holds ciphertext. Each ``do_*`` is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -71,6 +71,19 @@ class TurnInput:
     received_at: datetime | None = None
     # the buttons of the last message the person was sent, so "1" or a title picks one
     last_buttons: tuple[Button, ...] = ()
+    # the conversation as this turn read it (its encrypted context, state and holder):
+    # recording the turn fails with ``StaleTurn`` if another turn changed it meanwhile
+    seen: tuple[str | None, str, int | None] = (None, ConversationState.BOT.value, None)
+
+
+class StaleTurn(Exception):
+    """Recording a turn lost a race: another worker changed the conversation since the
+    turn read it, or an older message of the same person is still unanswered
+    (``older_message_id``). The engine runs the turn again on fresh input."""
+
+    def __init__(self, older_message_id: int | None = None) -> None:
+        super().__init__("stale turn")
+        self.older_message_id = older_message_id
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,24 @@ def _claimable_now() -> Any:
         OutboxItem.status == OutboxStatus.PENDING.value,
         (OutboxItem.status == OutboxStatus.SENDING.value)
         & (OutboxItem.next_attempt_at <= utcnow()),
+    )
+
+
+def _earlier_reply_in_flight(now: datetime) -> Any:
+    """An earlier reply to the same person on the same channel that is being sent (a live
+    claim, maybe by another worker) or waits out a backoff: this one waits for it, so
+    replies never overtake each other."""
+    earlier = aliased(OutboxItem)
+    return (
+        select(earlier.id)
+        .where(
+            earlier.contact_id == OutboxItem.contact_id,
+            earlier.channel == OutboxItem.channel,
+            earlier.id < OutboxItem.id,
+            earlier.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+            earlier.next_attempt_at > now,
+        )
+        .exists()
     )
 
 
@@ -341,18 +372,40 @@ class Store:
                 assigned_staff_id=conversation.assigned_staff_id,
                 received_at=message.created_at,
                 last_buttons=_buttons_from_json(last_buttons),
+                seen=(
+                    conversation.context_enc,
+                    conversation.state,
+                    conversation.assigned_staff_id,
+                ),
             )
 
-    async def do_record_turn(self, turn: TurnInput, outcome: TurnOutcome) -> list[RecordedReply]:
+    async def do_record_turn(
+        self, turn: TurnInput, outcome: TurnOutcome
+    ) -> list[RecordedReply] | None:
         """Store the replies in the outbox and mark the message answered, atomically,
         with what the turn changed in the conversation (context, handoff, risk level).
 
-        Returns the recorded replies. If the process dies before this commits, the inbound
-        message is still unprocessed and is answered after restart; if after, the
-        replies are in the outbox. Either way it is answered exactly once.
+        Returns the recorded replies, or None when another turn already answered the
+        message. If the process dies before this commits, the inbound message is still
+        unprocessed and is answered after restart; if after, the replies are in the
+        outbox. Either way it is answered exactly once.
+
+        Several workers serialise on the conversation's row: the first statement
+        updates it only if it is still as the turn read it (and so locks it until the
+        commit), and a message is answered only after every older one of the same
+        person. Otherwise ``StaleTurn`` is raised and nothing is written.
         """
         now = utcnow()
         async with self.sessions() as session:
+            if not await self._claim_conversation(session, turn, outcome, now):
+                await session.rollback()
+                if await self._is_processed(session, turn.message_id):
+                    return None
+                raise StaleTurn()
+            older = await self._oldest_unanswered_before(session, turn)
+            if older is not None:
+                await session.rollback()
+                raise StaleTurn(older)
             marked = await session.execute(
                 update(Message)
                 .where(Message.id == turn.message_id, Message.processed_at.is_(None))
@@ -368,7 +421,7 @@ class Store:
             )
             if marked.rowcount != 1:  # type: ignore[attr-defined]
                 await session.rollback()
-                return []
+                return None
             outbox_rows = [
                 self._outbound_row(session, turn, reply, now) for reply in outcome.replies
             ]
@@ -379,15 +432,6 @@ class Store:
                         conversation_id=turn.conversation_id, type=event_type, data=data
                     )
                 )
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == turn.conversation_id)
-                .values(
-                    context_enc=self.vault.encrypt_json(outcome.context),
-                    updated_at=now,
-                    **({"risk_level": outcome.risk_level} if outcome.risk_level else {}),
-                )
-            )
             if outcome.handoff is not None:
                 await _apply_handoff(session, self.vault, turn, outcome.handoff, now)
             if outcome.erase:
@@ -399,6 +443,60 @@ class Store:
                 RecordedReply(row.id, row.message_id, reply.text, now)
                 for row, reply in zip(outbox_rows, outcome.replies, strict=True)
             ]
+
+    async def _claim_conversation(
+        self, session: AsyncSession, turn: TurnInput, outcome: TurnOutcome, now: datetime
+    ) -> bool:
+        """Write the turn's context if the conversation is still as the turn read it; the
+        row stays locked (PostgreSQL) or the database is (SQLite) until the commit."""
+        context_enc, state, holder = turn.seen
+        claimed = await session.execute(
+            update(Conversation)
+            .where(
+                Conversation.id == turn.conversation_id,
+                Conversation.context_enc.is_(None)
+                if context_enc is None
+                else Conversation.context_enc == context_enc,
+                Conversation.state == state,
+                Conversation.assigned_staff_id.is_(None)
+                if holder is None
+                else Conversation.assigned_staff_id == holder,
+            )
+            .values(
+                context_enc=self.vault.encrypt_json(outcome.context),
+                updated_at=now,
+                **({"risk_level": outcome.risk_level} if outcome.risk_level else {}),
+            )
+        )
+        return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def _oldest_unanswered_before(self, session: AsyncSession, turn: TurnInput) -> int | None:
+        """The oldest message of the same person still waiting for its turn, if it came
+        before this one: it must be answered first."""
+        return await session.scalar(
+            select(Message.id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Conversation.contact_id == turn.contact_id,
+                Message.direction == Direction.INBOUND.value,
+                Message.processed_at.is_(None),
+                Message.id < turn.message_id,
+            )
+            .order_by(Message.id)
+            .limit(1)
+        )
+
+    async def _is_processed(self, session: AsyncSession, message_id: int) -> bool:
+        processed_at = await session.scalar(
+            select(Message.processed_at).where(Message.id == message_id)
+        )
+        return processed_at is not None
+
+    async def get_message_text(self, message_id: int) -> str | None:
+        """A message's text, decrypted; None if it is gone (erased)."""
+        async with self.sessions() as session:
+            token = await session.scalar(select(Message.text_enc).where(Message.id == message_id))
+        return None if token is None else self.vault.decrypt(token)
 
     async def get_previous_inbound(self, turn: TurnInput) -> tuple[str, str | None] | None:
         """The person's message before this one in the conversation (text, intent the
@@ -609,15 +707,21 @@ class Store:
         )
 
     async def _claim(
-        self, session: AsyncSession, rows: Sequence[Any], **values: Any
+        self, session: AsyncSession, rows: Sequence[Any], *, in_order: bool = False, **values: Any
     ) -> list[Delivery]:
         """Atomically move each row from a claimable state to ``values``; keep the winners.
 
         A row another worker claimed first fails the conditional UPDATE and is skipped,
-        so two senders never deliver the same reply.
+        so two senders never deliver the same reply. With ``in_order``, a person's later
+        replies are skipped too once one of theirs is lost to another worker: that
+        worker sends them, in order.
         """
         claimed = []
+        lost_people: set[tuple[int, str]] = set()
         for item, message, contact, last_inbound_at in rows:
+            person = (item.contact_id, item.channel)
+            if in_order and person in lost_people:
+                continue
             result = await session.execute(
                 update(OutboxItem)
                 .where(OutboxItem.id == item.id, OutboxItem.status == item.status)
@@ -627,6 +731,8 @@ class Store:
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 claimed.append(self._to_delivery(item, message, contact, last_inbound_at))
+            else:
+                lost_people.add(person)
         if values.get("status") == OutboxStatus.SENT.value:
             await self._purge_erased_contacts(session)
         await session.commit()
@@ -665,10 +771,17 @@ class Store:
             )
 
     async def do_claim_due_deliveries(
-        self, channels: Sequence[str], *, lease_seconds: float = 60.0, limit: int = 100
+        self,
+        channels: Sequence[str],
+        *,
+        lease_seconds: float = 60.0,
+        limit: int = 100,
+        connected_only: Mapping[str, Collection[str]] | None = None,
     ) -> list[Delivery]:
         """Claim due replies for push channels. A claim not settled within the lease
-        (the worker died mid-send) becomes due again."""
+        (the worker died mid-send) becomes due again. For a channel in
+        ``connected_only`` only the replies to those people (platform ids) are claimed:
+        the web chat's sockets live in one worker each."""
         if not channels:
             return []
         now = utcnow()
@@ -682,6 +795,8 @@ class Store:
                             [OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]
                         ),
                         OutboxItem.next_attempt_at <= now,
+                        ~_earlier_reply_in_flight(now),
+                        *self._only_connected(connected_only or {}),
                     )
                     .limit(limit)
                 )
@@ -689,9 +804,19 @@ class Store:
             return await self._claim(
                 session,
                 rows,
+                in_order=True,
                 status=OutboxStatus.SENDING.value,
                 next_attempt_at=now + timedelta(seconds=lease_seconds),
             )
+
+    def _only_connected(self, connected: Mapping[str, Collection[str]]) -> list[Any]:
+        return [
+            or_(
+                OutboxItem.channel != channel,
+                Contact.pseudonym.in_([self.pseudonym_for(channel, r) for r in recipients]),
+            )
+            for channel, recipients in connected.items()
+        ]
 
     async def do_make_due_now(self, channel: str, platform_user_id: str) -> None:
         """Cut the backoff of a person's pending replies: they are reachable again."""

@@ -53,7 +53,7 @@ def test_server_log_carries_events_but_no_personal_data(live_server: LiveServer)
     (turn,) = [r for r in turns if r.get("channel") == "rest"]
     assert turn["contact"] and turn["contact"] not in sender, "a pseudonym, not the id"
     assert turn["replies"] >= 1
-    assert set(turn) <= {"time", "level", "logger", "msg", *SAFE_FIELDS}
+    assert set(turn) <= {"time", "level", "logger", "pid", "msg", *SAFE_FIELDS}
     http_lines = [r for r in records if r.get("event") == "http"]
     assert [r["status"] for r in http_lines if r.get("method") == "POST"] == [200, 400, 400]
 
@@ -105,7 +105,7 @@ def test_extras_outside_the_safe_fields_are_dropped(
     assert record["latency_ms"] == 12.5
     assert record["level"] == "INFO" and record["msg"] == "turn"
     assert "text" not in record and "sender_id" not in record and "phone" not in record
-    assert set(record) <= {"time", "level", "logger", "msg", *SAFE_FIELDS}
+    assert set(record) <= {"time", "level", "logger", "pid", "msg", *SAFE_FIELDS}
     output = stream.getvalue()
     assert NAME not in output and PHONE not in output and "8888777766" not in output
 

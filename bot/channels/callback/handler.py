@@ -24,6 +24,12 @@ from bot.engine.turns import TurnEngine
 CHANNEL = "callback"
 
 
+def idempotency_key(delivery: Delivery) -> str:
+    """The same for every attempt of one reply: a reply sent again after a crash (the
+    receiver got it, the crash came before we knew) can be recognised and dropped."""
+    return f"donghanh-{delivery.outbox_id}"
+
+
 class CallbackSender:
     """Delivers replies by POSTing them to the configured callback URL."""
 
@@ -40,7 +46,9 @@ class CallbackSender:
     async def send(self, delivery: Delivery) -> None:
         body = delivery_to_rasa(delivery, delivery.recipient_id)
         try:
-            response = await self._client.post(self._url, json=body)
+            response = await self._client.post(
+                self._url, json=body, headers={"Idempotency-Key": idempotency_key(delivery)}
+            )
         except httpx.HTTPError as exc:
             raise DeliveryError(f"callback unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 500 or response.status_code == 429:

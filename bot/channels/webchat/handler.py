@@ -23,7 +23,7 @@ from sanic.server.websockets.impl import WebsocketImplProtocol
 from bot.bodies import require_string
 from bot.domain import Delivery, DeliveryError, InboundMessage
 from bot.engine.turns import TurnEngine
-from bot.errors import BadInput
+from bot.errors import BadInput, TooManyRequests
 
 CHANNEL = "webchat"
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -51,6 +51,9 @@ class WebChatSessions:
 
     def attach(self, session: str, socket: WebsocketImplProtocol) -> None:
         self._sockets[session] = socket
+
+    def connected_recipients(self) -> set[str]:
+        return set(self._sockets)
 
     def detach(self, session: str, socket: WebsocketImplProtocol) -> None:
         if self._sockets.get(session) is socket:
@@ -109,7 +112,7 @@ def parse_message(frame: dict[str, Any], session: str) -> InboundMessage:
 
 
 async def _send_error(
-    socket: WebsocketImplProtocol, error: BadInput, client_id: object = None
+    socket: WebsocketImplProtocol, error: BadInput | TooManyRequests, client_id: object = None
 ) -> None:
     frame: dict[str, Any] = {"type": "error", "error": str(error)}
     if isinstance(client_id, str) and len(client_id) <= 64:
@@ -161,7 +164,11 @@ async def _serve_session(engine: TurnEngine, socket: WebsocketImplProtocol, sess
             await _send_error(socket, exc, frame.get("id"))
             continue
         # A dropped connection cancels this handler; the turn must still finish.
-        await asyncio.shield(engine.handle(inbound))
+        try:
+            await asyncio.shield(engine.handle(inbound))
+        except TooManyRequests as exc:
+            await _send_error(socket, exc, frame.get("id"))
+            continue
         if inbound.platform_message_id:
             await socket.send(
                 json.dumps({"type": "ack", "id": inbound.platform_message_id.split(":", 1)[1]})

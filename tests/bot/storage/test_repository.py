@@ -87,7 +87,7 @@ async def test_recording_a_turn_marks_it_processed_and_queues_replies_once(store
         events=[("user_intent", {"intent": "greet"})],
     )
     assert len(await store.do_record_turn(turn, outcome)) == 1
-    assert await store.do_record_turn(turn, outcome) == []  # a second worker's record is refused
+    assert await store.do_record_turn(turn, outcome) is None  # a second worker's is refused
     assert await store.get_unprocessed_inbound() == []
     assert (await store.get_turn_input(stored.message_id)).already_processed
     deliveries = await store.do_take_pending_for_contact("telegram", "user-1")
