@@ -1,12 +1,15 @@
 """``donghanh bench``: performance and quality figures, printed as a table and as JSON.
 
 Figures are medians over repeated runs (this machine is shared and noisy). Each figure
-carries its target, so a run says plainly what holds and what does not.
+carries its target, so a run says plainly what holds and what does not. This module
+owns the figures, the table, the JSON file and the NLU suite; the suites that run a
+real server (turns, memory, startup, growth) live in ``bot.benchmarks``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import statistics
@@ -32,7 +35,7 @@ class Figure:
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "value": round(self.value, 4),
+            "value": round(self.value, 4) if math.isfinite(self.value) else None,
             "unit": self.unit,
             "target": self.target,
             "holds": self.holds,
@@ -64,7 +67,7 @@ def timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def _load_in_fresh_process(model_dir: Path, rules: Path) -> dict[str, float]:
+def load_in_fresh_process(model_dir: Path, rules: Path) -> dict[str, float]:
     """Model load time and resident memory, measured in a process of their own."""
     # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec.
     code = (
@@ -103,7 +106,7 @@ def bench_nlu(data_dir: Path, threshold: float, repeats: int = 3) -> list[Figure
         train_seconds = statistics.median(
             timed(lambda: train(data_dir, model_dir)) for _ in range(repeats)
         )
-        loads = [_load_in_fresh_process(model_dir, rules) for _ in range(repeats)]
+        loads = [load_in_fresh_process(model_dir, rules) for _ in range(repeats)]
         interpreter = load_interpreter(model_dir, threshold, rules)
 
     def predict(text: str) -> tuple[str, float]:
@@ -162,25 +165,46 @@ def bench_nlu(data_dir: Path, threshold: float, repeats: int = 3) -> list[Figure
 
 
 def render_table(figures: list[Figure]) -> str:
-    rows = [("figure", "median", "target", "")] + [
-        (f.name, f"{f.value:.2f} {f.unit}", f"{f.target} {f.unit}", "ok" if f.holds else "MISSED")
+    rows = [("figure", "value", "target", "")] + [
+        (
+            f.name,
+            f"{f.value:.2f} {f.unit}".rstrip(),
+            f.target if f.target == "reported" else f"{f.target} {f.unit}".rstrip(),
+            "ok" if f.holds else "MISSED",
+        )
         for f in figures
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
     )
 
 
-def write_json(figures: list[Figure], suite: str, out: Path | None) -> Path:
+def write_json(
+    figures: list[Figure],
+    suite: str,
+    out: Path | None,
+    details: dict[str, Any] | None = None,
+) -> Path:
+    """The figures (and the raw numbers behind them) as ``bench-results/SUITE-TIME.json``
+    unless ``out`` names the file."""
     path = out or Path("bench-results") / f"{suite}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "suite": suite,
         "at": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+        },
         "peak_rss_mb_of_bench": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "figures": [f.as_dict() for f in figures],
+        **({"details": details} if details is not None else {}),
     }
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+    path.write_text(
+        json.dumps(payload, ensure_ascii=False, indent=2, allow_nan=False, default=str),
+        encoding="utf-8",
+    )
     return path

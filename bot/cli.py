@@ -1,4 +1,4 @@
-"""The ``donghanh`` command: setup, serve, chat, db, users, nlu.
+"""The ``donghanh`` command: setup, serve, chat, db, purge, keys, users, nlu.
 
 Passwords are never taken from the command line (other users can read it): they come
 from a prompt or from ``DONGHANH_NEW_PASSWORD``.
@@ -131,6 +131,89 @@ async def _open_store_and(settings: Settings, work: Callable[[Any], Awaitable[T]
         return await work(store)
     finally:
         await database.dispose()
+
+
+# -- retention and keys -------------------------------------------------------------
+
+
+async def _open_sessions_and(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from bot.storage.db import create_engine, session_factory
+
+    database = create_engine(settings.database_url)
+    try:
+        return await work(session_factory(database))
+    finally:
+        await database.dispose()
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from bot.storage.crypto import Vault
+    from bot.storage.retention import RetentionPurger, describe
+
+    settings = _settings(args)
+    settings.require_secrets()
+
+    async def purge(sessions: Any) -> Any:
+        purger = RetentionPurger(sessions, Vault(settings.encryption_keys), settings)
+        return await (purger.count_purgeable() if args.dry_run else purger.do_purge())
+
+    report = asyncio.run(_open_sessions_and(settings, purge))
+    print(
+        f"Chính sách lưu giữ: nội dung cuộc trò chuyện không hoạt động "
+        f"{settings.retention_days} ngày, bản ghi gửi tin {settings.outbox_retention_days} "
+        f"ngày, tin nhắn chưa hiểu {settings.missed_retention_days} ngày, nhật ký kiểm tra "
+        f"{settings.audit_retention_days} ngày."
+    )
+    print("Chạy thử, chưa xoá gì. Sẽ xoá:" if args.dry_run else "Đã xoá:")
+    for line in describe(report):
+        print(line)
+    if report.failed:
+        print(f"Lỗi khi xoá: {', '.join(report.failed)} (xem nhật ký).", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    from bot.storage.keys import new_key
+
+    print(new_key())
+    print(
+        "Đặt khoá này ĐẦU TIÊN trong DONGHANH_ENCRYPTION_KEYS (hoặc encryption_keys trong "
+        "instance/secrets.yml), giữ các khoá cũ sau nó, khởi động lại dịch vụ, rồi chạy "
+        "`donghanh keys rotate`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from bot.storage.keys import KeyRotator, describe
+
+    settings = _settings(args)
+    settings.require_secrets()
+    if args.batch_size < 1:
+        raise BadInput("--batch-size must be at least 1")
+
+    async def rotate(sessions: Any) -> Any:
+        rotator = KeyRotator(sessions, settings.encryption_keys, batch_size=args.batch_size)
+        return await rotator.do_rotate_all()
+
+    report = asyncio.run(_open_sessions_and(settings, rotate))
+    print("Mã hoá lại bằng khoá đầu tiên:")
+    for line in describe(report):
+        print(line)
+    if report.undecryptable:
+        print(
+            f"{sum(report.undecryptable.values())} giá trị không giải mã được bằng khoá nào "
+            "đã cấu hình (để nguyên). Đừng bỏ khoá cũ nào trước khi tìm ra nguyên nhân.",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"Xong: {report.rotated} giá trị được mã hoá lại. Mọi dữ liệu đã dùng khoá đầu tiên; "
+        "có thể bỏ các khoá cũ."
+    )
+    return 0
 
 
 # -- content ----------------------------------------------------------------------------
@@ -325,11 +408,24 @@ def cmd_nlu_evaluate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import bench_nlu, render_table, write_json
 
+    out = Path(args.out) if args.out else None
+    if args.suite != "nlu":  # the suites that run real servers
+        from bot.benchmarks.suites import options_from_args, run_suite
+
+        try:
+            result = run_suite(args.suite, options_from_args(args))
+        except ValueError as exc:
+            raise BadInput(str(exc)) from exc
+        print(render_table(result.figures))
+        for note in result.notes:
+            print(note)
+        print(f"JSON: {write_json(result.figures, args.suite, out, result.details)}")
+        return 0
     settings = _settings(args)
     data_dir = Path(args.data) if args.data else settings.nlu_data_dir
     figures = bench_nlu(data_dir, settings.nlu_threshold, repeats=args.repeats)
     print(render_table(figures))
-    print(f"JSON: {write_json(figures, args.suite, Path(args.out) if args.out else None)}")
+    print(f"JSON: {write_json(figures, args.suite, out)}")
     return 0
 
 
@@ -412,10 +508,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "  Tạo tài khoản tư vấn viên: .venv/bin/donghanh users create TÊN --role counsellor",
         flush=True,
     )
-    if settings.workers > 1:
+    if settings.workers > 1 and not settings.database_url.startswith("postgresql"):
         print(
-            "Lưu ý: các sự kiện trực tiếp của bàn tư vấn chưa đi qua nhiều worker; khi có tư "
-            "vấn viên làm việc, hãy chạy một worker.",
+            "Lưu ý: với SQLite, các sự kiện trực tiếp của bàn tư vấn không đi qua nhiều "
+            "worker; hãy dùng PostgreSQL khi chạy nhiều worker.",
             file=sys.stderr,
             flush=True,
         )
@@ -487,6 +583,20 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="run migrations").set_defaults(func=cmd_db_upgrade)
 
+    purge = commands.add_parser("purge", help="delete what the retention settings say is due")
+    purge.add_argument("--dry-run", action="store_true", help="only count what would go")
+    purge.set_defaults(func=cmd_purge)
+
+    keys = commands.add_parser("keys", help="encryption keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys.add_parser("new", help="print a new Fernet key (stores nothing)").set_defaults(
+        func=cmd_keys_new
+    )
+    rotate = keys.add_parser("rotate", help="re-encrypt every stored value under the first key")
+    rotate.add_argument("--batch-size", type=int, default=500)
+    rotate.set_defaults(func=cmd_keys_rotate)
+
     users = commands.add_parser("users", help="staff accounts").add_subparsers(
         dest="users_command", required=True
     )
@@ -547,10 +657,42 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_nlu_evaluate)
 
     bench = commands.add_parser("bench", help="benchmarks: a table and a JSON file")
-    bench.add_argument("suite", choices=["nlu"])
-    bench.add_argument("--data")
-    bench.add_argument("--out")
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument(
+        "suite",
+        choices=["nlu", "turns", "memory", "startup", "growth", "all"],
+        help="nlu: quality and speed of the model; the others run real servers on "
+        "loopback (all: turns, memory, startup and growth)",
+    )
+    bench.add_argument("--data", help="nlu: the NLU data folder")
+    bench.add_argument("--out", help="the JSON file (default: bench-results/SUITE-TIME.json)")
+    bench.add_argument("--repeats", type=int, default=3, help="nlu: runs to take medians of")
+    bench.add_argument(
+        "--database-url",
+        help="postgresql+asyncpg://USER@HOST:PORT/NAME: each server gets a fresh database "
+        "NAME_<suite>_<random> on that server, migrated, dropped afterwards "
+        "(default: a fresh SQLite file)",
+    )
+    bench.add_argument("--workers", type=int, help="donghanh serve --workers (default 1)")
+    bench.add_argument("--users", type=int, help="simulated users (default 50)")
+    bench.add_argument("--seconds", type=float, help="each measured load (default 20)")
+    bench.add_argument("--warmup", type=float, help="warm-up load before it (default 5)")
+    bench.add_argument(
+        "--think-ms", type=float, help="mean think time of the paced run (default 1000)"
+    )
+    bench.add_argument("--growth-users", type=int, help="growth: users (default 10)")
+    bench.add_argument("--growth-seconds", type=float, help="growth: seconds a size (default 10)")
+    bench.add_argument(
+        "--growth-sizes", help="growth: stored conversations (default 1000,10000,100000)"
+    )
+    bench.add_argument("--startup-runs", type=int, help="startup: starts to time (default 5)")
+    bench.add_argument(
+        "--model",
+        help="a trained NLU model folder to reuse if current (else $DONGHANH_MODEL_DIR, "
+        "else one trained once into a cache in the temporary folder)",
+    )
+    bench.add_argument(
+        "--keep", action="store_true", help="keep the instances and databases afterwards"
+    )
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -33,6 +33,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "sanic",
         "sqlalchemy",
     ),
+    # benchmarks drive a real server from outside, as a load generator would
+    "bot/benchmarks": ("bot.app", "bot.channels", "bot.web", "bot.engine", "sanic"),
+    "bot/bench.py": ("bot.app", "bot.channels", "bot.web", "bot.engine", "sanic"),
     # used by actions, possibly inside a separate action server: stands alone
     "services_directory": ("bot", "sanic", "sqlalchemy", "rasa_sdk", "actions"),
     "actions": (
