@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -83,6 +83,7 @@ class TurnEngine:
         *,
         max_message_chars: int,
         on_outbox: Callable[[], None] = lambda: None,
+        push_channels: Collection[str] | None = None,
         fault_delay_seconds: float = 0.0,
         events: EventHub | None = None,
         missed_review_below: float = 0.0,
@@ -93,6 +94,9 @@ class TurnEngine:
         self.policy = policy
         self.max_message_chars = max_message_chars
         self._on_outbox = on_outbox
+        # the channels whose replies the outbox sends (None: all); a REST turn's replies
+        # go back in its HTTP response, so it need not wake the dispatcher
+        self._push_channels = None if push_channels is None else frozenset(push_channels)
         self._fault_delay = fault_delay_seconds
         self._locks = KeyedLocks()
         self.events = events or EventHub()
@@ -171,7 +175,8 @@ class TurnEngine:
             },
         )
         if outbox_ids:
-            self._on_outbox()
+            if self._push_channels is None or turn.channel in self._push_channels:
+                self._on_outbox()
             await self._queue_if_missed(turn, outcome)
         return len(outbox_ids)
 

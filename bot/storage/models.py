@@ -83,7 +83,7 @@ class Contact(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     # set when the person asked to erase their data: the contact goes once the
     # confirmation has been delivered
-    erase_requested_at: Mapped[datetime | None] = mapped_column()
+    erase_requested_at: Mapped[datetime | None] = mapped_column(index=True)
 
     conversations: Mapped[list[Conversation]] = relationship(back_populates="contact")
 

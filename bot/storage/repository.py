@@ -670,12 +670,14 @@ class Store:
         """Outbox rows with their message, contact, and when the person last wrote in
         that conversation (the platform's own time: Messenger's reply window)."""
         inbound = aliased(Message)
-        last_inbound = (
-            select(func.max(inbound.created_at))
+        last_inbound = (  # newest first along ix_messages_conversation: no table scan
+            select(inbound.created_at)
             .where(
                 inbound.conversation_id == Message.conversation_id,
                 inbound.direction == Direction.INBOUND.value,
             )
+            .order_by(inbound.id.desc())
+            .limit(1)
             .scalar_subquery()
         )
         return (
