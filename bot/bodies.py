@@ -43,3 +43,12 @@ def require_string(data: dict[str, Any], field: str, *, max_chars: int, allow_em
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
         raise BadInput(f"field '{field}' contains invalid characters")
     return value
+
+
+MAX_ROW_ID = 2**31 - 1  # PostgreSQL's INTEGER; SQLite's is wider
+
+
+def is_row_id(value: int) -> bool:
+    """Whether a number from a path or query could name a stored row at all; a larger
+    one would fail in the database instead of simply matching nothing."""
+    return 1 <= value <= MAX_ROW_ID

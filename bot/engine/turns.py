@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -50,6 +52,7 @@ CORRECTION_REPLY = f"utter_{CORRECTION_INTENT}"
 # a turn that loses a race to another worker is run again on fresh input, this often at
 # most; past that the message stays stored and unanswered, and recovery answers it
 MAX_TURN_ATTEMPTS = 8
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half a UTF-16 pair: not encodable
 FLOODING = "Bạn gửi nhanh quá. Hãy đợi một chút rồi gửi tiếp nhé."
 
 
@@ -118,6 +121,7 @@ class TurnEngine:
         """Store a message before anything else happens to it; None for a redelivery.
         Raises ``TooManyRequests`` (nothing stored) when the sender floods."""
         self._check_flood(message)
+        message = with_encodable_text(message)
         stored = await self.store.do_store_inbound(message)
         if stored is None:
             logger.info(
@@ -340,6 +344,13 @@ class TurnEngine:
         if pending:
             logger.info("recovered", extra={"event": "recovered", "count": len(pending)})
         return len(pending)
+
+
+def with_encodable_text(message: InboundMessage) -> InboundMessage:
+    """Lone UTF-16 surrogates (a platform cutting text mid-character) become U+FFFD, so
+    the text can be encrypted and stored."""
+    mended = LONE_SURROGATE.sub("\ufffd", message.text)
+    return message if mended == message.text else replace(message, text=mended)
 
 
 def screening_result_event(result: dict[str, Any]) -> dict[str, Any]:

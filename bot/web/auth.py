@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -60,6 +60,9 @@ class AuthSettings:
     window_seconds: int = 300
 
 
+MAX_ADDRESSES = 10_000  # addresses a worker remembers; the longest idle are forgotten
+
+
 @dataclass
 class LoginLimiter:
     """At most ``limit`` login attempts per address in a sliding window (per worker;
@@ -67,7 +70,7 @@ class LoginLimiter:
 
     limit: int
     window_seconds: int
-    _attempts: dict[str, deque[float]] = field(default_factory=dict)
+    _attempts: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
 
     def check(self, key: str) -> None:
         now = time.monotonic()
@@ -78,9 +81,9 @@ class LoginLimiter:
             retry = int(attempts[0] + self.window_seconds - now) + 1
             raise TooManyRequests("Đăng nhập sai quá nhiều lần. Hãy thử lại sau.", retry)
         attempts.append(now)
-        if len(self._attempts) > 10_000:  # forget idle addresses rather than grow for ever
-            for stale in [k for k, v in self._attempts.items() if not v][:5_000]:
-                del self._attempts[stale]
+        self._attempts.move_to_end(key)  # most recently tried last
+        while len(self._attempts) > MAX_ADDRESSES:  # forget the longest idle, never grow
+            self._attempts.popitem(last=False)
 
 
 def token_hash(token: str) -> str:

@@ -21,7 +21,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
-from bot.bodies import decode_json_object, require_string
+from bot.bodies import MAX_ROW_ID, decode_json_object, is_row_id, require_string
 from bot.domain import Consent, ConversationState, Priority, StaffMember, StaffRole
 from bot.engine.desk import OUTCOMES, REFERRAL_TITLES, REFERRALS, CounsellorDesk
 from bot.engine.events import EventHub, Subscription
@@ -167,7 +167,7 @@ def create_blueprint(
 
     async def load_case(request: Request, member: StaffMember, case_id: int, action: str) -> Case:
         """The case, if this member may ``action`` it; refusals are audited."""
-        case = await deps(request).cases.get_case(case_id)
+        case = await deps(request).cases.get_case(case_id) if is_row_id(case_id) else None
         if case is None or (case.state is ConversationState.BOT and case.queued_at is None):
             raise NotFound("Không tìm thấy cuộc trò chuyện này trong hàng chờ.")
         if member.role == SUPERVISOR or _may_hold(member, case):
@@ -444,7 +444,9 @@ def create_blueprint(
     @bp.delete("/canned-replies/<reply_id:int>")
     @requires(staff_getter, settings, ADMIN)
     async def delete_canned(request: Request, reply_id: int, member: StaffMember) -> HTTPResponse:
-        if not await deps(request).cases.do_delete_canned_reply(reply_id):
+        if not is_row_id(reply_id) or not await deps(request).cases.do_delete_canned_reply(
+            reply_id
+        ):
             raise NotFound("Không có câu trả lời mẫu này.")
         await audit(request, member, "canned_reply_deleted", None, id=reply_id)
         return json({"ok": True})
@@ -535,8 +537,8 @@ def _int_arg(request: Request, name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 12:
-        raise BadInput(f"'{name}' must be a whole number")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or int(raw) > MAX_ROW_ID:
+        raise BadInput(f"'{name}' must be a whole number up to {MAX_ROW_ID}")
     return int(raw)
 
 

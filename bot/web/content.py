@@ -21,7 +21,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 import services_directory
-from bot.bodies import decode_json_object, require_string
+from bot.bodies import decode_json_object, is_row_id, require_string
 from bot.content.editing import (
     FAQ,
     SERVICE,
@@ -282,10 +282,10 @@ def create_blueprint(
         status = request.args.get("status", MissedStatus.OPEN.value)
         if status not in {s.value for s in MissedStatus}:
             raise BadInput("'status' phải là open, assigned, new_topic hoặc dismissed")
-        try:
-            page = max(1, int(request.args.get("page", "1")))
-        except ValueError as exc:
-            raise BadInput("'page' phải là số") from exc
+        raw_page = request.args.get("page", "1")
+        if not (raw_page.isascii() and raw_page.isdigit()) or len(raw_page) > 6:
+            raise BadInput("'page' phải là số từ 1 đến 999999")
+        page = max(1, int(raw_page))
         items, total = await deps(request).content.get_missed(
             status, PAGE_SIZE, (page - 1) * PAGE_SIZE
         )
@@ -317,7 +317,7 @@ def create_blueprint(
         request: Request, missed_id: int, action: str, member: StaffMember
     ) -> HTTPResponse:
         d = deps(request)
-        item = await d.content.get_missed_item(missed_id)
+        item = await d.content.get_missed_item(missed_id) if is_row_id(missed_id) else None
         if item is None:
             raise NotFound("không có tin nhắn này")
         if item.status != MissedStatus.OPEN.value:

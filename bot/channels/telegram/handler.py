@@ -76,9 +76,9 @@ def command_text(text: str) -> str:
 
 
 def _message_text(message: Message) -> str | None:
-    if message.text is not None:
+    if isinstance(message.text, str):
         return command_text(message.text)
-    if message.caption:  # a photo with words: the words can be read
+    if isinstance(message.caption, str) and message.caption:  # a photo with words
         return message.caption
     for field in MEDIA_FIELDS:
         if getattr(message, field, None):

@@ -68,7 +68,7 @@ def _event_timestamp(body: bytes) -> str | None:
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         return None
     text = str(raw)
-    return text if text.isdigit() and len(text) <= MAX_TIMESTAMP_DIGITS else None
+    return text if text.isascii() and text.isdigit() and len(text) <= MAX_TIMESTAMP_DIGITS else None
 
 
 def check_request(
@@ -104,6 +104,8 @@ def _id(data: dict[str, Any], field: str) -> str | None:
 def parse_event(data: dict[str, Any]) -> InboundMessage | None:
     """The message an event carries, or None for what is only acknowledged."""
     event = data.get("event_name")
+    if not isinstance(event, str):
+        return None
     received = _received_at(data)
     if event == "follow":
         follower = _id(data, "follower")
