@@ -40,7 +40,7 @@ def require_string(data: dict[str, Any], field: str, *, max_chars: int, allow_em
         raise BadInput(f"field '{field}' must not be empty")
     if len(value) > max_chars:
         raise BadInput(f"field '{field}' is longer than {max_chars} characters")
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+    if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):  # unstorable
         raise BadInput(f"field '{field}' contains invalid characters")
     return value
 

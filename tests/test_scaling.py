@@ -30,7 +30,7 @@ from bot.storage.db import create_engine
 
 pytestmark = pytest.mark.slow
 PEOPLE = 200
-MESSAGES_EACH = 3
+MESSAGES_EACH = 2
 PASSWORD = "mat-khau-du-dai-1"
 FULL = '/handoff_consent{"consent": "full"}'
 SAYINGS = (
@@ -212,7 +212,7 @@ def test_sanic_workers_behind_one_port_answer_every_message_once(
         settings = make_settings(tmp_path_factory.mktemp("workers"), url, model_dir)
         server = LiveServer(settings, {**ENV, "DONGHANH_WORKERS": "2"}).start()
         try:
-            people = 40
+            people = 20
             urls = [f"{server.base_url}/webhooks/rest/webhook"]
 
             async def crowd() -> list[int]:

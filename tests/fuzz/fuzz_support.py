@@ -116,7 +116,8 @@ def zalo_timestamp(body: bytes) -> str:
 
 
 def zalo_headers(body: bytes) -> dict[str, str]:
-    raw = ZALO_APP_ID.encode() + body + zalo_timestamp(body).encode() + ZALO_OA_SECRET.encode()
+    stamp = zalo_timestamp(body).encode("utf-8", "surrogatepass")  # a fuzzed one may be odd
+    raw = ZALO_APP_ID.encode() + body + stamp + ZALO_OA_SECRET.encode()
     return {"X-ZEvent-Signature": "mac=" + hashlib.sha256(raw).hexdigest()}
 
 

@@ -14,7 +14,7 @@ messages stored) to show it reached the parsers and the engine.
 The 500s the fuzz found (lone surrogates, captions and event names that are not text,
 non-ASCII digits in a timestamp) are fixed; the tests at the end of the module keep them
 fixed, and the generators no longer steer around them.
-``DONGHANH_FUZZ_EXAMPLES`` (150 by default) runs a deeper fuzz.
+``DONGHANH_FUZZ_EXAMPLES`` (60 in the suite; the fuzz was run at 150) goes deeper.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from bot.channels.webchat.handler import MAX_FRAME_BYTES
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("DONGHANH_FUZZ_EXAMPLES", "150"))  # more for a deeper run
+EXAMPLES = int(os.environ.get("DONGHANH_FUZZ_EXAMPLES", "60"))  # more for a deeper run
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
