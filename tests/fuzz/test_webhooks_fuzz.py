@@ -253,25 +253,26 @@ def _seed_payloads(channel: str) -> list[dict[str, Any]]:
 
 @st.composite
 def mutated(draw: st.DrawFn, value: Any) -> Any:
-    """``value`` with some parts replaced by anything, dropped, or added to."""
+    """``value`` with some parts replaced by anything, dropped, or added to. Hypothesis
+    favours small draws, so 0 always means "keep as it is"."""
     roll = draw(st.integers(min_value=0, max_value=19))
-    if roll == 0:
+    if roll == 19:
         return draw(JSON_VALUES)
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if draw(st.integers(min_value=0, max_value=14)) == 0:
+            if draw(st.integers(min_value=0, max_value=14)) == 14:
                 continue  # dropped
             out[key] = draw(mutated(item))
-        if draw(st.integers(min_value=0, max_value=9)) == 0:
+        if draw(st.integers(min_value=0, max_value=9)) == 9:
             out[draw(TEXT)] = draw(JSON_VALUES)
         return out
     if isinstance(value, list):
         items = [draw(mutated(item)) for item in value]
-        if draw(st.integers(min_value=0, max_value=9)) == 0:
+        if draw(st.integers(min_value=0, max_value=9)) == 9:
             items.append(draw(JSON_VALUES))
         return items
-    if isinstance(value, str) and roll <= 3:
+    if isinstance(value, str) and roll >= 15:
         return draw(MESSAGE_TEXTS)
     return value
 
@@ -285,7 +286,7 @@ def fresh_zalo_event(draw: st.DrawFn) -> Any:
     """A mutated Zalo event, usually with a fresh timestamp and our app id, so that it
     passes the signature, age and app checks and reaches the parser."""
     event = draw(platform_bodies("zalo"))
-    if isinstance(event, dict) and draw(st.integers(min_value=0, max_value=9)) > 0:
+    if isinstance(event, dict) and draw(st.integers(min_value=0, max_value=9)) < 9:
         event["timestamp"] = draw(st.sampled_from([now_ms(), int(now_ms())]))
         event["app_id"] = ZALO_APP_ID
     return event
