@@ -102,7 +102,7 @@ class InboundRelay:
                 extra={
                     "event": "turn_error",
                     "channel": self.channel,
-                    "error": type(task.exception()).__name__,
+                    "error_type": type(task.exception()).__name__,
                 },
             )
 
