@@ -36,11 +36,12 @@ def require_string(data: dict[str, Any], field: str, *, max_chars: int, allow_em
     value = data[field]
     if not isinstance(value, str):
         raise BadInput(f"field '{field}' must be a string")
+    value = value.replace("\x00", "")  # PostgreSQL text cannot hold a NUL; nobody means one
     if not allow_empty and not value.strip():
         raise BadInput(f"field '{field}' must not be empty")
     if len(value) > max_chars:
         raise BadInput(f"field '{field}' is longer than {max_chars} characters")
-    if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):  # unstorable
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
         raise BadInput(f"field '{field}' contains invalid characters")
     return value
 
