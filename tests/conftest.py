@@ -415,3 +415,28 @@ class CallbackRecorder:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+def run_cli(
+    args: list[str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    """``donghanh ARGS`` in this process, with the instance's settings in the
+    environment: its exit code, stdout and stderr."""
+    import contextlib
+    import io
+
+    from bot.cli import main
+
+    environment = {
+        "DONGHANH_INSTANCE_DIR": str(settings.instance_dir),
+        "DONGHANH_DATABASE_URL": settings.database_url,
+        "DONGHANH_ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
+        "DONGHANH_PSEUDONYM_SECRET": settings.pseudonym_secret,
+        "DONGHANH_LOG_LEVEL": "WARNING",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(args)
+    return code, stdout.getvalue(), stderr.getvalue()

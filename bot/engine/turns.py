@@ -53,7 +53,10 @@ CORRECTION_REPLY = f"utter_{CORRECTION_INTENT}"
 # most; past that the message stays stored and unanswered, and recovery answers it
 MAX_TURN_ATTEMPTS = 8
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half a UTF-16 pair: not encodable
-FLOODING = "Bạn gửi nhanh quá. Hãy đợi một chút rồi gửi tiếp nhé."
+FLOODING = (  # never the person's fault; a way to a person stays open
+    "Mình chưa kịp đọc hết các tin vừa gửi. Bạn đợi một chút rồi gửi tiếp nhé. "
+    "Nguy hiểm ngay: gọi 113. Cần người giúp: gọi 111 (miễn phí, 24/7)."
+)
 
 
 class KeyedLocks:

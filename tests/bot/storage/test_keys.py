@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -319,25 +320,6 @@ async def test_an_interrupted_rotation_resumes_where_it_stopped(
 
 
 # -- the command line ----------------------------------------------------------------------------
-
-
-def run_cli(
-    args: list[str], settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    """``donghanh ARGS`` in this process, with the settings in the environment."""
-    environment = {
-        "DONGHANH_INSTANCE_DIR": str(settings.instance_dir),
-        "DONGHANH_DATABASE_URL": settings.database_url,
-        "DONGHANH_ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "DONGHANH_PSEUDONYM_SECRET": settings.pseudonym_secret,
-        "DONGHANH_LOG_LEVEL": "WARNING",
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(args)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def test_keys_new_prints_a_new_fernet_key_and_stores_nothing(

@@ -12,8 +12,6 @@ deletes, runs once a day across workers, and is there on the command line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -22,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from cryptography.fernet import Fernet
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.cli import main
 from bot.config import Settings, load_settings
 from bot.domain import AuthorKind, Consent, HandoffChange, InboundMessage, Priority, Reply
 from bot.errors import ConfigError
@@ -466,26 +464,6 @@ async def poll(read: Callable[[], Awaitable[int]], at_least: int) -> None:
 
 
 # -- the command line ----------------------------------------------------------------------------
-
-
-def run_cli(
-    args: list[str], settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    """``donghanh ARGS`` in this process (its own event loop in a thread), with the
-    instance's settings in the environment; its exit code, stdout and stderr."""
-    environment = {
-        "DONGHANH_INSTANCE_DIR": str(settings.instance_dir),
-        "DONGHANH_DATABASE_URL": settings.database_url,
-        "DONGHANH_ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "DONGHANH_PSEUDONYM_SECRET": settings.pseudonym_secret,
-        "DONGHANH_LOG_LEVEL": "WARNING",
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(args)
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 async def test_donghanh_purge_and_its_dry_run(
