@@ -386,5 +386,5 @@ async def test_a_failed_answer_is_logged_without_its_text(
         await eventually(lambda: not relay._running)
     failures = [r for r in caplog.records if getattr(r, "event", None) == "turn_error"]
     assert len(failures) == 1
-    assert getattr(failures[0], "error", None) == "RuntimeError"
+    assert getattr(failures[0], "error_type", None) == "RuntimeError"
     assert "hộ chiếu" not in caplog.text
