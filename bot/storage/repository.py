@@ -170,6 +170,11 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# aliases are costly to build (a new mapper entity each): one each, for self-joins
+EARLIER_REPLY = aliased(OutboxItem)
+OLDER_MESSAGE = aliased(Message)
+
+
 def _claimable_now() -> Any:
     """Pending replies (whatever their backoff), and claims whose lease ran out."""
     return or_(
@@ -183,7 +188,7 @@ def _earlier_reply_in_flight(now: datetime) -> Any:
     """An earlier reply to the same person on the same channel that is being sent (a live
     claim, maybe by another worker) or waits out a backoff: this one waits for it, so
     replies never overtake each other."""
-    earlier = aliased(OutboxItem)
+    earlier = EARLIER_REPLY
     return (
         select(earlier.id)
         .where(
@@ -195,6 +200,33 @@ def _earlier_reply_in_flight(now: datetime) -> Any:
         )
         .exists()
     )
+
+
+def _build_delivery_query() -> Any:
+    inbound = aliased(Message)
+    last_inbound = (  # newest first along ix_messages_conversation: no table scan
+        select(inbound.created_at)
+        .where(
+            inbound.conversation_id == Message.conversation_id,
+            inbound.direction == Direction.INBOUND.value,
+        )
+        .order_by(inbound.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(OutboxItem, Message, Contact, last_inbound)
+        .join(Message, Message.id == OutboxItem.message_id)
+        .join(Contact, Contact.id == OutboxItem.contact_id)
+        .order_by(OutboxItem.id)
+    )
+
+
+DELIVERIES = _build_delivery_query()
+# how stale a contact's last_seen_at may get before a message refreshes it (the
+# retention rules count in days); saves a write on nearly every message
+CONTACT_SEEN_RESOLUTION = timedelta(minutes=10)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _buttons_to_json(buttons: Sequence[Button]) -> list[dict[str, str]] | None:
@@ -286,7 +318,9 @@ class Store:
                 )
                 if contact is None:
                     raise
-        contact.last_seen_at = utcnow()
+        now = utcnow()
+        if now - (_aware(contact.last_seen_at) or EPOCH) > CONTACT_SEEN_RESOLUTION:
+            contact.last_seen_at = now  # coarse: only the retention rules read it
         return contact
 
     async def _get_or_open_conversation(
@@ -402,13 +436,13 @@ class Store:
                 if await self._is_processed(session, turn.message_id):
                     return None
                 raise StaleTurn()
-            older = await self._oldest_unanswered_before(session, turn)
-            if older is not None:
-                await session.rollback()
-                raise StaleTurn(older)
             marked = await session.execute(
                 update(Message)
-                .where(Message.id == turn.message_id, Message.processed_at.is_(None))
+                .where(
+                    Message.id == turn.message_id,
+                    Message.processed_at.is_(None),
+                    ~self._unanswered_before(turn).exists(),
+                )
                 .values(
                     processed_at=now,
                     intent=outcome.intent,
@@ -421,6 +455,9 @@ class Store:
             )
             if marked.rowcount != 1:  # type: ignore[attr-defined]
                 await session.rollback()
+                older = await session.scalar(self._unanswered_before(turn).limit(1))
+                if older is not None:
+                    raise StaleTurn(older)
                 return None
             outbox_rows = [
                 self._outbound_row(session, turn, reply, now) for reply in outcome.replies
@@ -470,20 +507,21 @@ class Store:
         )
         return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
-    async def _oldest_unanswered_before(self, session: AsyncSession, turn: TurnInput) -> int | None:
-        """The oldest message of the same person still waiting for its turn, if it came
-        before this one: it must be answered first."""
-        return await session.scalar(
-            select(Message.id)
-            .join(Conversation, Conversation.id == Message.conversation_id)
+    @staticmethod
+    def _unanswered_before(turn: TurnInput) -> Any:
+        """Messages of the same person still waiting for their turn that came before
+        this one, oldest first: they must be answered first."""
+        older = OLDER_MESSAGE
+        return (
+            select(older.id)
+            .join(Conversation, Conversation.id == older.conversation_id)
             .where(
                 Conversation.contact_id == turn.contact_id,
-                Message.direction == Direction.INBOUND.value,
-                Message.processed_at.is_(None),
-                Message.id < turn.message_id,
+                older.direction == Direction.INBOUND.value,
+                older.processed_at.is_(None),
+                older.id < turn.message_id,
             )
-            .order_by(Message.id)
-            .limit(1)
+            .order_by(older.id)
         )
 
     async def _is_processed(self, session: AsyncSession, message_id: int) -> bool:
@@ -608,18 +646,24 @@ class Store:
         if updated.rowcount == 0:  # type: ignore[attr-defined]
             session.add(AnonymousCount(**key, count=amount))
 
-    async def _purge_erased_contacts(self, session: AsyncSession) -> None:
-        """Contacts whose erasure confirmation left the outbox: gone, with all rows.
+    async def _purge_erased_contacts(self, session: AsyncSession, contact_ids: set[int]) -> None:
+        """Those of ``contact_ids`` whose erasure confirmation left the outbox: gone, with
+        all rows. Called with the contacts whose replies just left it.
 
         If the person wrote again after asking (a new inbound message), only what came
         before is removed and the contact stays, so nothing new is lost."""
+        if not contact_ids:
+            return
         waiting = select(OutboxItem.contact_id).where(
-            OutboxItem.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value])
+            OutboxItem.contact_id.in_(contact_ids),
+            OutboxItem.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
         )
         erased = (
             await session.execute(
                 select(Contact.id, Contact.erase_requested_at).where(
-                    Contact.erase_requested_at.is_not(None), Contact.id.not_in(waiting)
+                    Contact.id.in_(contact_ids),
+                    Contact.erase_requested_at.is_not(None),
+                    Contact.id.not_in(waiting),
                 )
             )
         ).all()
@@ -668,24 +712,9 @@ class Store:
 
     def _delivery_query(self) -> Any:
         """Outbox rows with their message, contact, and when the person last wrote in
-        that conversation (the platform's own time: Messenger's reply window)."""
-        inbound = aliased(Message)
-        last_inbound = (  # newest first along ix_messages_conversation: no table scan
-            select(inbound.created_at)
-            .where(
-                inbound.conversation_id == Message.conversation_id,
-                inbound.direction == Direction.INBOUND.value,
-            )
-            .order_by(inbound.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        return (
-            select(OutboxItem, Message, Contact, last_inbound)
-            .join(Message, Message.id == OutboxItem.message_id)
-            .join(Contact, Contact.id == OutboxItem.contact_id)
-            .order_by(OutboxItem.id)
-        )
+        that conversation (the platform's own time: Messenger's reply window). Built
+        once: callers add their conditions to a copy."""
+        return DELIVERIES
 
     def _to_delivery(
         self,
@@ -720,6 +749,7 @@ class Store:
         """
         claimed = []
         lost_people: set[tuple[int, str]] = set()
+        erased_people: set[int] = set()
         for item, message, contact, last_inbound_at in rows:
             person = (item.contact_id, item.channel)
             if in_order and person in lost_people:
@@ -733,10 +763,12 @@ class Store:
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 claimed.append(self._to_delivery(item, message, contact, last_inbound_at))
+                if contact.erase_requested_at is not None:
+                    erased_people.add(contact.id)
             else:
                 lost_people.add(person)
         if values.get("status") == OutboxStatus.SENT.value:
-            await self._purge_erased_contacts(session)
+            await self._purge_erased_contacts(session, erased_people)
         await session.commit()
         return claimed
 
@@ -875,11 +907,17 @@ class Store:
 
     async def _update_outbox(self, outbox_id: int, **values: Any) -> None:
         async with self.sessions() as session:
-            await session.execute(
-                update(OutboxItem).where(OutboxItem.id == outbox_id).values(**values)
+            contact_id = await session.scalar(
+                update(OutboxItem)
+                .where(OutboxItem.id == outbox_id)
+                .values(**values)
+                .returning(OutboxItem.contact_id)
             )
-            if values.get("status") in (OutboxStatus.SENT.value, OutboxStatus.FAILED.value):
-                await self._purge_erased_contacts(session)
+            if contact_id is not None and values.get("status") in (
+                OutboxStatus.SENT.value,
+                OutboxStatus.FAILED.value,
+            ):
+                await self._purge_erased_contacts(session, {contact_id})
             await session.commit()
 
     # -- staff and audit -------------------------------------------------------------
