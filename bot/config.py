@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from cryptography.fernet import Fernet
 
+from bot.datafiles import load_yaml
 from bot.errors import ConfigError
 
 ENV_PREFIX = "DONGHANH_"
@@ -202,7 +203,7 @@ def _convert(name: str, raw: Any, origin: str) -> Any:
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"DONGHANH_CONFIG_FILE ({path}) cannot be read: {exc}") from exc
     if not isinstance(loaded, dict):
@@ -232,7 +233,7 @@ def _collect_values(env: Mapping[str, str]) -> dict[str, Any]:
 def _read_secrets_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    loaded = load_yaml(path.read_text(encoding="utf-8")) or {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping of secrets")
     return loaded

@@ -18,8 +18,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.content.faq import (
     ANSWER_MAX_CHARS,
     KEY_PATTERN,
@@ -28,6 +26,7 @@ from bot.content.faq import (
     FaqFile,
     read_faq_dir,
 )
+from bot.datafiles import load_yaml
 from bot.errors import DataFormatError
 
 # The retired anti-trafficking hotline (merged into 111) is known here only by the SHA-256
@@ -233,7 +232,7 @@ def check_faq(
 
 def check_responses(path: Path, known_phones: set[str] | None) -> list[Problem]:
     """The fixed messages in ``responses.yml``: numbers and the retired hotline."""
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    loaded = load_yaml(path.read_text(encoding="utf-8")) or {}
     problems = []
     for name, variants in (loaded.get("responses") or {}).items():
         for variant in variants or []:

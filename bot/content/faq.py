@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from bot.datafiles import load_yaml
 from bot.domain import Button, FaqEntry, Reply
 from bot.errors import DataFormatError
 
@@ -51,7 +52,7 @@ def read_faq_dir(directory: Path) -> list[FaqFile]:
     for path in sorted(directory.glob("*.yml")):
         text = path.read_text(encoding="utf-8")
         try:
-            raw = yaml.safe_load(text)
+            raw = load_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise DataFormatError(

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
+from bot.datafiles import load_yaml
 from bot.nlu.normalize import strip_diacritics
 from bot.nlu.rasa_yaml import NluData
 
@@ -134,7 +134,7 @@ class CueReport:
 
 
 def read_cue_examples(path: Path) -> list[tuple[str, set[str]]]:
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    loaded = load_yaml(path.read_text(encoding="utf-8"))
     return [(str(e["text"]), set(e.get("cues") or [])) for e in loaded["examples"]]
 
 

@@ -24,8 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot.datafiles import load_yaml
 from bot.nlu.classifier import FEATURE_VERSION, IntentClassifier
 from bot.nlu.cue_model import CUE_EXAMPLES_FILE, CueModel, read_cue_training, train_cue_model
 from bot.nlu.cues import CUE_NAMES, CueDetector
@@ -81,7 +80,7 @@ def training_data_hash(data_dir: Path) -> str:
 
 def example_lines(path: Path) -> list[tuple[str, str]]:
     """(intent, example as written) for every example of a Rasa NLU file."""
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    loaded = load_yaml(path.read_text(encoding="utf-8")) or {}
     found = []
     for item in loaded.get("nlu") or []:
         if not isinstance(item, dict) or "intent" not in item:
