@@ -18,19 +18,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.channels import telegram as telegram_package
 from bot.channels.callback import handler as callback_channel
 from bot.channels.common import InboundRelay
 from bot.channels.facebook import handler as facebook_channel
 from bot.channels.facebook.sender import FacebookSender
 from bot.channels.rest import handler as rest_channel
-from bot.channels.telegram import handler as telegram_channel
-from bot.channels.telegram.sender import TelegramSender, make_bot
 from bot.channels.terminal.chat import run_terminal_chat
 from bot.channels.webchat import handler as webchat_channel
 from bot.channels.zalo import handler as zalo_channel
@@ -64,7 +63,7 @@ from bot.storage.channel_state import ChannelStateStore
 from bot.storage.content import ContentStore
 from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, ping, session_factory
-from bot.storage.migrate import current_revision, head_revision
+from bot.storage.migrate import SCHEMA_HEAD, current_revision
 from bot.storage.notify import PgNotifyRelay, supports_notify
 from bot.storage.repository import StaffStore, Store
 from bot.storage.retention import purge_daily
@@ -73,6 +72,9 @@ from bot.web import admin, auth, console, health, openapi, pages, parse
 from bot.web import content as content_api
 from bot.web import stats as stats_api
 from bot.web.errors import register_error_handlers
+
+if TYPE_CHECKING:
+    from bot.channels.telegram import handler as telegram_channel
 
 logger = logging.getLogger("donghanh.app")
 # A message younger than this may still be in a live turn in another worker; older and
@@ -130,7 +132,7 @@ class Services:
 
 
 async def check_schema_is_current(database: Any) -> None:
-    current, head = await current_revision(database), head_revision()
+    current, head = await current_revision(database), SCHEMA_HEAD
     if current != head:
         raise ConfigError(
             f"the database is at revision {current or 'none'}, the code needs {head}: "
@@ -187,7 +189,7 @@ def _interpreter_loader(settings: Settings) -> Callable[[], ClassifierInterprete
 def platform_channels_configured(settings: Settings) -> dict[str, bool]:
     """Which messaging platforms have the credentials they need."""
     return {
-        telegram_channel.CHANNEL: bool(settings.telegram_token),
+        telegram_package.CHANNEL: bool(settings.telegram_token),
         facebook_channel.CHANNEL: bool(
             settings.facebook_app_secret
             and settings.facebook_page_token
@@ -207,10 +209,13 @@ def _platform_senders(
     senders: dict[str, Sender] = {}
     telegram: telegram_channel.TelegramInbound | None = None
     tokens: ZaloTokens | None = None
-    if configured[telegram_channel.CHANNEL]:
+    if configured[telegram_package.CHANNEL]:
+        from bot.channels.telegram import handler as telegram_channel
+        from bot.channels.telegram.sender import TelegramSender, make_bot
+
         bot = make_bot(settings.telegram_token, settings.telegram_base_url)
-        senders[telegram_channel.CHANNEL] = TelegramSender(bot)
-        telegram = telegram_channel.TelegramInbound(bot, InboundRelay(telegram_channel.CHANNEL))
+        senders[telegram_package.CHANNEL] = TelegramSender(bot)
+        telegram = telegram_channel.TelegramInbound(bot, InboundRelay(telegram_package.CHANNEL))
     if configured[facebook_channel.CHANNEL]:
         senders[facebook_channel.CHANNEL] = FacebookSender(
             settings.facebook_graph_url,
@@ -488,6 +493,9 @@ async def register_telegram_webhook(settings: Settings, address: str) -> tuple[s
     secret token (kept in the instance secrets) and publish the command menu."""
     if not settings.telegram_token:
         raise ConfigError("DONGHANH_TELEGRAM_TOKEN is not set (the token BotFather gave you)")
+    from bot.channels.telegram import handler as telegram_channel
+    from bot.channels.telegram.sender import make_bot
+
     url = telegram_channel.webhook_url(address)
     secret = secrets.token_urlsafe(32)
     bot = make_bot(settings.telegram_token, settings.telegram_base_url)
@@ -509,8 +517,10 @@ def mount_platform_channels(app: Sanic[Any, Any], settings: Settings) -> None:
     logged once as off."""
     configured = platform_channels_configured(settings)
     max_bytes = settings.request_max_bytes
-    webhook_ready = configured[telegram_channel.CHANNEL] and settings.telegram_secret_token
+    webhook_ready = configured[telegram_package.CHANNEL] and settings.telegram_secret_token
     if webhook_ready:
+        from bot.channels.telegram import handler as telegram_channel
+
         app.blueprint(
             telegram_channel.create_blueprint(
                 _telegram_inbound,
@@ -541,7 +551,7 @@ def mount_platform_channels(app: Sanic[Any, Any], settings: Settings) -> None:
     for channel, ready in configured.items():
         if not ready:
             logger.info("channel off", extra={"event": "channel_off", "channel": channel})
-    if configured[telegram_channel.CHANNEL] and not webhook_ready:
+    if configured[telegram_package.CHANNEL] and not webhook_ready:
         logger.info(
             "telegram webhook off: no secret token (donghanh telegram set-webhook)",
             extra={"event": "channel_off", "channel": "telegram_webhook"},
@@ -585,6 +595,8 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
         if services.zalo_tokens is not None:
             services.tasks.append(asyncio.create_task(services.zalo_tokens.run_forever()))
         if settings.telegram_polling and services.telegram is not None:
+            from bot.channels.telegram import handler as telegram_channel
+
             polling = telegram_channel.poll_forever(services.telegram, services.turns)
             services.tasks.append(asyncio.create_task(polling))
 

@@ -24,11 +24,11 @@ from telegram.error import RetryAfter, TelegramError
 
 from bot.bodies import decode_json_object
 from bot.channels.common import InboundRelay, media_text, refuse, same_secret
+from bot.channels.telegram import CHANNEL
 from bot.domain import InboundMessage
 from bot.engine.turns import TurnEngine
 from bot.errors import BadInput, ConfigError
 
-CHANNEL = "telegram"
 WEBHOOK_PATH = "/webhooks/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 ALLOWED_UPDATES = ("message", "callback_query")

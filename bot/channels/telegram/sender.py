@@ -22,7 +22,8 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from bot.channels.common import PlatformSender, RateLimiter
-from bot.channels.telegram.handler import CHANNEL, INDEX_PREFIX, retry_seconds
+from bot.channels.telegram import CHANNEL
+from bot.channels.telegram.handler import INDEX_PREFIX, retry_seconds
 from bot.channels.text import CHANNEL_TEXT_LIMITS
 from bot.domain import Button, Delivery, DeliveryError, Reply
 

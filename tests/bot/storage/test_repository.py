@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.domain import Button, InboundMessage, Reply
 from bot.storage.crypto import Vault
 from bot.storage.db import create_engine, session_factory
-from bot.storage.migrate import current_revision, head_revision
+from bot.storage.migrate import SCHEMA_HEAD, current_revision, head_revision
 from bot.storage.repository import Store, TurnOutcome
 
 
@@ -39,6 +40,18 @@ async def test_migrations_reach_head(store: Store, database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         assert await current_revision(engine) == head_revision()
+    finally:
+        await engine.dispose()
+
+
+def test_the_schema_head_the_server_checks_is_alembics_head() -> None:
+    assert head_revision() == SCHEMA_HEAD
+
+
+async def test_a_database_alembic_never_touched_has_no_revision(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}")
+    try:
+        assert await current_revision(engine) is None
     finally:
         await engine.dispose()
 
