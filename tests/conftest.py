@@ -1,7 +1,9 @@
 """Shared fixtures: no network beyond loopback, a fresh instance, databases, the model.
 
-Database fixtures run on SQLite, and on PostgreSQL as well when
-``DONGHANH_TEST_DATABASE_URL`` is set (CI sets it).
+Database fixtures run on SQLite and on PostgreSQL: the one ``DONGHANH_TEST_DATABASE_URL``
+names, or else a throwaway cluster the test run starts from Debian's packages
+(``postgres_server.py``). Without either, PostgreSQL tests skip with the reason (and
+fail in CI).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import postgres_server
 import pytest
 from cryptography.fernet import Fernet
 
@@ -92,11 +95,52 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- databases ---------------------------------------------------------------------------------
 
 
+PG_UNAVAILABLE_VAR = "DONGHANH_TEST_POSTGRES_UNAVAILABLE"  # why none could be started
+_started_postgres: list[postgres_server.ThrowawayPostgres] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start a throwaway PostgreSQL unless one is named; once per run (xdist workers
+    inherit the controller's environment)."""
+    if hasattr(config, "workerinput") or os.environ.get(PG_URL_VAR):
+        return
+    try:
+        server = postgres_server.start()
+    except postgres_server.PostgresUnavailable as exc:
+        os.environ[PG_UNAVAILABLE_VAR] = str(exc)
+        return
+    _started_postgres.append(server)
+    os.environ[PG_URL_VAR] = server.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _started_postgres:
+        _started_postgres.pop().stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if _started_postgres:
+        return f"PostgreSQL: throwaway cluster at {_started_postgres[0].url}"
+    if os.environ.get(PG_UNAVAILABLE_VAR):
+        return f"PostgreSQL: none ({os.environ[PG_UNAVAILABLE_VAR]})"
+    return f"PostgreSQL: {PG_URL_VAR}"
+
+
+def require_postgres() -> str:
+    """The PostgreSQL server's URL; skips (fails in CI) when there is none."""
+    url = os.environ.get(PG_URL_VAR)
+    if url:
+        return url
+    reason = "no PostgreSQL: " + os.environ.get(
+        PG_UNAVAILABLE_VAR, f"set {PG_URL_VAR} or install Debian's postgresql package"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def _database_params() -> list[Any]:
-    params: list[Any] = [pytest.param("sqlite", id="sqlite")]
-    if os.environ.get(PG_URL_VAR):
-        params.append(pytest.param("postgresql", id="postgresql"))
-    return params
+    return [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", id="postgresql")]
 
 
 async def _fresh_postgres_schema(base_url: str) -> tuple[str, str]:
@@ -133,7 +177,7 @@ def migrated_database(kind: str, sqlite_dir: Path) -> Iterator[str]:
         upgrade_database(url)
         yield url
         return
-    base = os.environ[PG_URL_VAR]
+    base = require_postgres()
     url, name = asyncio.run(_fresh_postgres_schema(base))
     try:
         upgrade_database(url)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PG_URL_VAR, LiveServer, make_settings, migrated_database
+from conftest import LiveServer, make_settings, migrated_database
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -91,8 +90,6 @@ class CuttableRelay:
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not os.environ.get(PG_URL_VAR):
-        pytest.skip(f"no PostgreSQL: set {PG_URL_VAR} (`.ci/run` starts one)")
     with migrated_database("postgresql", tmp_path_factory.mktemp("db")) as url:
         yield url
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PG_URL_VAR, LiveServer, create_staff, make_settings, migrated_database
+from conftest import LiveServer, create_staff, make_settings, migrated_database
 from console_client import Counsellor
 from sqlalchemy import text
 
@@ -45,10 +44,6 @@ SAYINGS = (
 
 @pytest.fixture(scope="module")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not os.environ.get(PG_URL_VAR):
-        pytest.skip(
-            f"no PostgreSQL: set {PG_URL_VAR} (`.ci/run` starts one from Debian's packages)"
-        )
     with migrated_database("postgresql", tmp_path_factory.mktemp("db")) as url:
         yield url
 
@@ -206,8 +201,6 @@ def test_a_console_on_one_worker_sees_a_message_that_came_to_the_other(
 def test_sanic_workers_behind_one_port_answer_every_message_once(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path
 ) -> None:
-    if not os.environ.get(PG_URL_VAR):
-        pytest.skip(f"no PostgreSQL: set {PG_URL_VAR}")
     with migrated_database("postgresql", tmp_path_factory.mktemp("db2")) as url:
         settings = make_settings(tmp_path_factory.mktemp("workers"), url, model_dir)
         server = LiveServer(settings, {**ENV, "DONGHANH_WORKERS": "2"}).start()

@@ -13,12 +13,12 @@ import contextlib
 import io
 import json
 import math
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_postgres
 from sqlalchemy import func, select
 
 from bot.bench import Figure, at_most, render_table, write_json
@@ -43,7 +43,6 @@ from bot.storage.db import create_engine
 from bot.storage.models import Contact, ConversationEvent, Message, OutboxItem
 
 REPO = Path(__file__).resolve().parents[2]
-PG_URL_VAR = "DONGHANH_TEST_DATABASE_URL"
 
 
 def screening_reply(key: str, *values: str) -> list[dict[str, Any]]:
@@ -324,11 +323,10 @@ def test_the_growth_suite_measures_each_size_and_their_ratio(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get(PG_URL_VAR), reason=f"{PG_URL_VAR} is not set")
 def test_the_memory_suite_runs_on_a_fresh_postgresql_database_and_drops_it(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    url = os.environ[PG_URL_VAR]
+    url = require_postgres()
     base = url.rsplit("/", 1)[0] + "/benchsmoke"
     code, printed = run_bench(
         [

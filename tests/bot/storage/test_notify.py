@@ -4,14 +4,13 @@ and the hub's side of it (``bot.engine.events``): what crosses, what never does.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from conftest import PG_URL_VAR, migrated_database
+from conftest import migrated_database
 
 from bot.engine.events import EventHub, message_event, without_text
 from bot.storage.notify import MAX_PAYLOAD_BYTES, PgNotifyRelay, asyncpg_dsn
@@ -19,8 +18,6 @@ from bot.storage.notify import MAX_PAYLOAD_BYTES, PgNotifyRelay, asyncpg_dsn
 
 @pytest.fixture
 def pg_url(tmp_path: Path) -> Iterator[str]:
-    if not os.environ.get(PG_URL_VAR):
-        pytest.skip(f"no PostgreSQL: set {PG_URL_VAR}")
     with migrated_database("postgresql", tmp_path) as url:
         yield url
 
