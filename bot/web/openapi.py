@@ -25,6 +25,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "No such conversation (or not one that entered a handoff), topic or item",
         409: "Not in a state that allows it: taken by someone else, ended, the "
         "channel's reply window is closed, or the same person edited and publishes",
+        413: "The body is over this route's size limit (it is refused unread)",
         422: "The content fails the linter: 'problems' lists why",
         429: "Too many attempts",
         503: "Retry later",
@@ -484,6 +485,18 @@ CONTENT_PATHS: dict[str, Any] = {
     },
 }
 DOCUMENT["paths"].update(CONTENT_PATHS)
+
+
+def _document_input_errors(paths: dict[str, Any]) -> None:
+    """Every operation that takes a body may answer 400 (bad input) and 413 (over the
+    route's limit): the body limits apply before any handler runs."""
+    for operations in paths.values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation["responses"] = {**_errors(400, 413), **operation["responses"]}
+
+
+_document_input_errors(DOCUMENT["paths"])
 
 
 def create_blueprint() -> Blueprint:
