@@ -52,7 +52,7 @@ class Settings:
     recovery_interval_seconds: float = 5.0
     fault_turn_delay_ms: int = 0
     cookie_secure: bool = False  # True behind TLS: staff session cookies only over HTTPS
-    login_attempts_per_window: int = 10  # per address, every 5 minutes, per worker
+    login_attempts_per_window: int = 10  # per address, every 5 minutes, all workers
     login_lock_after_failures: int = 5  # failures in a row that lock an account
     login_lock_minutes: int = 15
     callback_url: str = ""  # where the callback channel POSTs replies; empty: not mounted

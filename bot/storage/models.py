@@ -248,6 +248,17 @@ class StaffSession(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class RateWindow(Base):
+    """Attempts under one key in a fixed time window, shared by every worker (login
+    attempts per address). The key is a keyed hash: no address is stored."""
+
+    __tablename__ = "rate_windows"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CaseNote(Base):
     """A counsellor's private note on a conversation (encrypted; staff only)."""
 

@@ -40,6 +40,7 @@ from bot.storage.models import (
     Message,
     MissedMessage,
     OutboxItem,
+    RateWindow,
     StaffSession,
     StaffUser,
     utcnow,
@@ -991,6 +992,39 @@ class StaffStore:
                 user.active,
                 user.locked_until,
             )
+
+    async def do_count_attempt(self, key: str, *, window: timedelta) -> tuple[int, datetime]:
+        """Count one attempt under ``key`` in a fixed window that every worker shares;
+        returns the attempts in the current window, this one included, and when the
+        window began. Opening a window forgets every expired one, so the table holds
+        only the keys tried within the last window."""
+        for _ in range(2):  # a second go if another worker opened the window at once
+            now = utcnow()
+            async with self.sessions() as session:
+                counted = (
+                    await session.execute(
+                        update(RateWindow)
+                        .where(RateWindow.key == key, RateWindow.window_start > now - window)
+                        .values(count=RateWindow.count + 1)
+                        .returning(RateWindow.count, RateWindow.window_start)
+                    )
+                ).first()
+                if counted is not None:
+                    await session.commit()
+                    return int(counted[0]), _aware(counted[1]) or now
+                await session.execute(
+                    delete(RateWindow).where(
+                        or_(RateWindow.key == key, RateWindow.window_start <= now - window)
+                    )
+                )
+                session.add(RateWindow(key=key, window_start=now, count=1))
+                try:
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    continue
+                return 1, now
+        return 1, utcnow()  # lost both races: counted a little low, never refused wrongly
 
     async def do_record_login_failure(
         self, staff_id: int, *, lock_after: int, lock_for: timedelta

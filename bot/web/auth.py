@@ -16,10 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache, wraps
 from typing import Any
@@ -38,7 +36,9 @@ SESSION_COOKIE = "dh_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_BODY_BYTES = 4096
-BAD_LOGIN = "Sai tên đăng nhập hoặc mật khẩu."
+# one answer for every refused login (an unknown name, a wrong password, a locked
+# account), so it never tells which usernames exist
+BAD_LOGIN = "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đang tạm khóa. Hãy thử lại sau."
 
 
 @cache
@@ -60,30 +60,26 @@ class AuthSettings:
     window_seconds: int = 300
 
 
-MAX_ADDRESSES = 10_000  # addresses a worker remembers; the longest idle are forgotten
+TOO_MANY_LOGINS = "Đăng nhập sai quá nhiều lần. Hãy thử lại sau."
 
 
-@dataclass
-class LoginLimiter:
-    """At most ``limit`` login attempts per address in a sliding window (per worker;
-    the account lockout, kept in the database, holds across workers)."""
+def address_key(settings: AuthSettings, address: str) -> str:
+    """What the login limit counts under: a keyed hash, never the address itself."""
+    message = b"login-address:" + address.encode()
+    return hmac.new(settings.csrf_secret, message, hashlib.sha256).hexdigest()
 
-    limit: int
-    window_seconds: int
-    _attempts: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
 
-    def check(self, key: str) -> None:
-        now = time.monotonic()
-        attempts = self._attempts.setdefault(key, deque())
-        while attempts and attempts[0] <= now - self.window_seconds:
-            attempts.popleft()
-        if len(attempts) >= self.limit:
-            retry = int(attempts[0] + self.window_seconds - now) + 1
-            raise TooManyRequests("Đăng nhập sai quá nhiều lần. Hãy thử lại sau.", retry)
-        attempts.append(now)
-        self._attempts.move_to_end(key)  # most recently tried last
-        while len(self._attempts) > MAX_ADDRESSES:  # forget the longest idle, never grow
-            self._attempts.popitem(last=False)
+async def check_login_rate(staff_store: StaffStore, settings: AuthSettings, address: str) -> None:
+    """At most ``attempts_per_window`` login attempts per address in a fixed window,
+    counted in the database so that every worker shares the count (the account
+    lockout holds across workers too)."""
+    window = timedelta(seconds=settings.window_seconds)
+    count, started = await staff_store.do_count_attempt(
+        address_key(settings, address), window=window
+    )
+    if count > settings.attempts_per_window:
+        retry = int((started + window - utcnow()).total_seconds()) + 1
+        raise TooManyRequests(TOO_MANY_LOGINS, max(1, retry))
 
 
 def token_hash(token: str) -> str:
@@ -143,11 +139,10 @@ def create_blueprint(
     staff: StaffGetter, store: StoreGetter, settings: AuthSettings, available: AvailabilityGetter
 ) -> Blueprint:
     bp = Blueprint("api_auth", url_prefix="/api/v1")
-    limiter = LoginLimiter(settings.attempts_per_window, settings.window_seconds)
 
     @bp.post("/auth/login")
     async def login(request: Request) -> HTTPResponse:
-        limiter.check(request.remote_addr or request.ip or "unknown")
+        await check_login_rate(staff(request), settings, request.remote_addr or request.ip or "?")
         data = decode_json_object(request.body, max_bytes=LOGIN_BODY_BYTES)
         username = require_string(data, "username", max_chars=64, allow_empty=False)
         password = require_string(data, "password", max_chars=256, allow_empty=False)
@@ -185,7 +180,7 @@ def create_blueprint(
         if record.locked_until is not None and record.locked_until > utcnow():
             verify_password(_dummy_hash(), password)
             await audit.do_append_audit("login_refused_locked", actor_id=record.staff.id)
-            raise Unauthorized(BAD_LOGIN + " Tài khoản có thể đang tạm khóa; hãy thử lại sau.")
+            raise Unauthorized(BAD_LOGIN)
         if not verify_password(record.password_hash, password) or not record.active:
             locked = await staff_store.do_record_login_failure(
                 record.staff.id,

@@ -19,7 +19,7 @@ from bot.storage.db import create_engine
 pytestmark = pytest.mark.slow
 
 PASSWORD = "một mật khẩu đủ dài 2026"
-BAD = "Sai tên đăng nhập hoặc mật khẩu."
+BAD = "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đang tạm khóa. Hãy thử lại sau."
 
 
 async def _audit_actions(settings: Settings) -> list[str]:
@@ -120,7 +120,8 @@ def test_five_failures_lock_the_account_and_end_its_sessions(server: LiveServer)
         assert holder.get("/api/v1/me").status_code == 401, "locking ends open sessions"
         refused = login(attacker, "khoa1")  # even the right password, while locked
         assert refused.status_code == 401
-        assert "tạm khóa" in refused.json()["error"]
+        # the same answer as for a name that does not exist: no account enumeration
+        assert refused.json()["error"] == login(attacker, "khong_ton_tai").json()["error"] == BAD
     actions = asyncio.run(_audit_actions(server.settings))
     assert actions.count("login_failed") >= 5
     assert "login_refused_locked" in actions and "login" in actions
