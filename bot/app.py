@@ -367,6 +367,7 @@ async def close_services(services: Services) -> None:
     for task in services.tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    await services.dispatcher.close()
     for closeable in (*services.dispatcher.senders.values(), services.turns.policy.actions):
         close = getattr(closeable, "close", None)  # HTTP clients of senders and actions
         if close is not None:

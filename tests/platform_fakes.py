@@ -64,6 +64,15 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def _recipient_of(body: dict[str, Any]) -> str:
+    """Whom a send is for: Telegram's chat_id, Messenger's recipient.id, Zalo's
+    recipient.user_id ("" for other calls)."""
+    recipient = body.get("recipient")
+    if isinstance(recipient, dict):
+        return str(recipient.get("id") or recipient.get("user_id") or "")
+    return str(body.get("chat_id") or "")
+
+
 @dataclass
 class FakePlatform:
     calls: list[Call] = field(default_factory=list)
@@ -71,6 +80,8 @@ class FakePlatform:
     updates: list[dict[str, Any]] = field(default_factory=list)
     zalo_refresh_answer: dict[str, Any] | None = None  # None: issue a new pair
     zalo_pairs_issued: int = 0
+    stalled: dict[str, float] = field(default_factory=dict)  # recipient -> seconds
+    arrived: list[str] = field(default_factory=list)  # recipients of sends, on arrival
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -130,6 +141,12 @@ class FakePlatform:
             failure = Failure(status, body, times, dict(headers or {}))
             self.failures.setdefault(endpoint, []).append(failure)
 
+    def stall(self, recipient: str, seconds: float) -> None:
+        """Sends to ``recipient`` take ``seconds`` before they are answered: the
+        platform is slow for that one person."""
+        with self._lock:
+            self.stalled[recipient] = seconds
+
     def queue_update(self, update: dict[str, Any]) -> None:
         with self._lock:
             self.updates.append(update)
@@ -182,6 +199,11 @@ class FakePlatform:
             query={k: v[0] for k, v in parse_qs(parts.query).items()},
             body=body if isinstance(body, dict) else {"_value": body},
         )
+        recipient = _recipient_of(call.body)
+        with self._lock:
+            self.arrived.append(recipient)
+            delay = self.stalled.get(recipient, 0.0)
+        time.sleep(delay)  # this request's own thread: other calls are answered meanwhile
         status, answer, extra_headers = self._scripted(parts.path) or (*self._answer(call), {})
         call.status = status
         call.answer = answer

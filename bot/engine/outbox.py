@@ -2,6 +2,10 @@
 
 Failed sends are retried with exponential backoff; after ``max_attempts`` the item is
 marked failed with its last error (visible to admins), never dropped silently.
+
+The running dispatcher never waits on a send before claiming more: each person's
+replies go out in a task of their own, so a slow or stalled platform call holds up that
+person only, not everybody else's replies.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from bot.storage.repository import Store
 
 logger = logging.getLogger("donghanh.outbox")
 DEFER_FOR = timedelta(hours=1)  # checked again then, or at once when the person returns
+MAX_CHAINS = 200  # people whose replies this worker sends at once; more wait their turn
+CLOSE_GRACE_SECONDS = 5.0  # sends under way at shutdown may finish within this
 
 
 class Sender(Protocol):
@@ -54,6 +60,8 @@ class OutboxDispatcher:
         self.idle_seconds = idle_seconds
         self.lease_seconds = lease_seconds
         self._wake = asyncio.Event()
+        self._chains: set[asyncio.Task[int]] = set()  # people's replies being sent
+        self._in_flight: set[int] = set()  # their outbox ids, never claimed twice here
 
     def wake(self) -> None:
         self._wake.set()
@@ -61,7 +69,7 @@ class OutboxDispatcher:
     async def run_forever(self) -> None:
         while True:
             try:
-                await self.drain()
+                await self.dispatch_due()
             except Exception:
                 logger.exception("outbox drain failed", extra={"event": "outbox_error"})
             with contextlib.suppress(TimeoutError):
@@ -69,18 +77,64 @@ class OutboxDispatcher:
             self._wake.clear()
 
     async def drain(self) -> int:
-        """Send every due item once; returns how many were delivered. People are served
-        concurrently; one person's replies go one after another, in order."""
+        """Send every due item once and wait for the sends; returns how many were
+        delivered. People are served concurrently; one person's replies go one after
+        another, in order."""
+        chains = await self._claim_by_person()
+        results = await asyncio.gather(*(self._deliver_in_order(d) for d in chains))
+        return sum(results)
+
+    async def dispatch_due(self) -> int:
+        """Claim the due items and start each person's sends as a task of its own,
+        without waiting for them (a finished chain wakes the dispatcher); returns how
+        many chains started."""
+        if len(self._chains) >= MAX_CHAINS:
+            return 0
+        chains = await self._claim_by_person()
+        for deliveries in chains:
+            self._start_chain(deliveries)
+        return len(chains)
+
+    async def close(self) -> None:
+        """Let sends under way finish for a moment, then stop them (an unsettled claim
+        is sent again once its lease runs out, as after a crash)."""
+        if self._chains:
+            await asyncio.wait(set(self._chains), timeout=CLOSE_GRACE_SECONDS)
+        for task in list(self._chains):
+            task.cancel()
+        for task in list(self._chains):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _claim_by_person(self) -> list[list[Delivery]]:
         deliveries = await self.store.do_claim_due_deliveries(
             list(self.senders),
             connected_only=self._connected_recipients(),
             lease_seconds=self.lease_seconds,
+            exclude_ids=self._in_flight,
         )
         by_person: dict[tuple[str, str], list[Delivery]] = {}
         for delivery in deliveries:
             by_person.setdefault((delivery.channel, delivery.pseudonym), []).append(delivery)
-        results = await asyncio.gather(*(self._deliver_in_order(d) for d in by_person.values()))
-        return sum(results)
+        return list(by_person.values())
+
+    def _start_chain(self, deliveries: list[Delivery]) -> None:
+        ids = {delivery.outbox_id for delivery in deliveries}
+        self._in_flight |= ids
+        task = asyncio.create_task(self._deliver_in_order(deliveries))
+        self._chains.add(task)
+        task.add_done_callback(lambda done: self._chain_finished(done, ids))
+
+    def _chain_finished(self, task: asyncio.Task[int], ids: set[int]) -> None:
+        self._chains.discard(task)
+        self._in_flight -= ids
+        if not task.cancelled() and task.exception() is not None:
+            # the claims run out and the replies are sent again; no text in the log
+            logger.error(
+                "delivery chain failed",
+                extra={"event": "outbox_error", "error_type": type(task.exception()).__name__},
+            )
+        self.wake()  # the person's next replies, or people waiting for a free chain
 
     def _connected_recipients(self) -> dict[str, set[str]]:
         return {

@@ -812,11 +812,13 @@ class Store:
         lease_seconds: float = 60.0,
         limit: int = 100,
         connected_only: Mapping[str, Collection[str]] | None = None,
+        exclude_ids: Collection[int] = (),
     ) -> list[Delivery]:
         """Claim due replies for push channels. A claim not settled within the lease
         (the worker died mid-send) becomes due again. For a channel in
         ``connected_only`` only the replies to those people (platform ids) are claimed:
-        the web chat's sockets live in one worker each."""
+        the web chat's sockets live in one worker each. ``exclude_ids`` are being sent
+        by this worker still: never claimed again here, even past their lease."""
         if not channels:
             return []
         now = utcnow()
@@ -832,6 +834,7 @@ class Store:
                         OutboxItem.next_attempt_at <= now,
                         ~_earlier_reply_in_flight(now),
                         *self._only_connected(connected_only or {}),
+                        *([OutboxItem.id.not_in(list(exclude_ids))] if exclude_ids else []),
                     )
                     .limit(limit)
                 )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from bot.domain import Delivery, DeliveryError, InboundMessage
@@ -22,6 +26,13 @@ class RecordingSender:
         if failure is not None:
             raise failure
         self.delivered.append(delivery.reply.text)
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 async def queue_greeting(services: Any) -> None:
@@ -112,3 +123,65 @@ async def test_an_unreachable_person_is_waited_for_without_spending_attempts(ser
     await services.store.do_make_due_now("push", "p1")
     assert await outbox.drain() == 1
     assert await outbox_rows(services) == [("sent", 1, None)]
+
+
+class HoldingSender:
+    """Holds every send to the people in ``held`` until released: a platform that is
+    slow for them."""
+
+    def __init__(self, held: set[str]) -> None:
+        self.held = held
+        self.release = asyncio.Event()
+        self.delivered: list[str] = []
+        self.started: list[str] = []
+
+    async def send(self, delivery: Delivery) -> None:
+        self.started.append(delivery.recipient_id)
+        if delivery.recipient_id in self.held:
+            await self.release.wait()
+        self.delivered.append(delivery.recipient_id)
+
+
+async def say(services: Any, sender_id: str, text: str = "xin chào") -> None:
+    await services.turns.handle(InboundMessage(channel="push", sender_id=sender_id, text=text))
+
+
+async def test_a_held_send_does_not_hold_up_other_people(services: Any) -> None:
+    sender = HoldingSender(held={"slow"})
+    outbox = OutboxDispatcher(
+        services.store, {"push": sender}, max_attempts=3, retry_base_seconds=0
+    )
+    await say(services, "slow")
+    assert await outbox.dispatch_due() == 1  # started, not awaited
+    await eventually(lambda: sender.started == ["slow"])
+    await say(services, "other")
+    await say(services, "slow", "cảm ơn")  # a later reply to the held person waits
+    assert await outbox.dispatch_due() == 1
+    await eventually(lambda: sender.delivered == ["other"])
+    assert sender.started.count("slow") == 1, "a send in flight is never claimed twice"
+    first_chain = len(sender.started)  # the held person's first replies, then "other"'s
+    sender.release.set()
+    await eventually(lambda: len(sender.delivered) == first_chain)
+    assert await outbox.dispatch_due() == 1  # now the held person's later reply
+    rows = await outbox_rows(services)
+    await eventually(lambda: len(sender.delivered) == len(rows))
+    assert sender.delivered[0] == "other" and set(sender.delivered[1:]) == {"slow"}
+    await outbox.close()
+    assert {status for status, _, _ in await outbox_rows(services)} == {"sent"}
+
+
+async def test_closing_waits_briefly_then_stops_a_held_send(
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.engine.outbox.CLOSE_GRACE_SECONDS", 0.1)
+    sender = HoldingSender(held={"slow"})
+    outbox = OutboxDispatcher(
+        services.store, {"push": sender}, max_attempts=3, retry_base_seconds=0
+    )
+    await say(services, "slow")
+    await outbox.dispatch_due()
+    await eventually(lambda: sender.started == ["slow"])
+    await outbox.close()
+    assert sender.delivered == []
+    # the claim stays unsettled: sent again once its lease runs out (as after a crash)
+    assert [status for status, _, _ in await outbox_rows(services)] == ["sending"]
