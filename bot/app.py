@@ -600,6 +600,7 @@ def create_app(settings: Settings) -> Sanic[Any, Any]:
 
             polling = telegram_channel.poll_forever(services.telegram, services.turns)
             services.tasks.append(asyncio.create_task(polling))
+        logger.info("worker ready", extra={"event": "worker_ready"})  # each worker, with its pid
 
     @app.after_server_stop
     async def close_resources(app: Sanic[Any, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -205,6 +206,8 @@ def test_sanic_workers_behind_one_port_answer_every_message_once(
         settings = make_settings(tmp_path_factory.mktemp("workers"), url, model_dir)
         server = LiveServer(settings, {**ENV, "DONGHANH_WORKERS": "2"}).start()
         try:
+            # /health answers once one worker is up: wait for both, or the first takes all
+            _wait_for(lambda: len(_pids(server, "worker_ready")) == 2, "both workers ready")
             people = 20
             urls = [f"{server.base_url}/webhooks/rest/webhook"]
 
@@ -219,11 +222,19 @@ def test_sanic_workers_behind_one_port_answer_every_message_once(
             statuses = asyncio.run(crowd())
             assert statuses.count(200) == people * MESSAGES_EACH
             _check_every_message_answered_once_in_order(settings, people)
-            pids = {line.split('"pid": ')[1].split(",")[0] for line in _turn_lines(server)}
-            assert len(pids) == 2, "both worker processes took turns"
+            assert len(_pids(server, "turn")) == 2, "both worker processes took turns"
         finally:
             server.stop()
 
 
-def _turn_lines(server: LiveServer) -> list[str]:
-    return [line for line in server.log_text().splitlines() if '"event": "turn"' in line]
+def _pids(server: LiveServer, event: str) -> set[str]:
+    """The worker pids that logged ``event``."""
+    lines = [line for line in server.log_text().splitlines() if f'"event": "{event}"' in line]
+    return {line.split('"pid": ')[1].split(",")[0] for line in lines}
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
