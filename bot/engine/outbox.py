@@ -95,11 +95,15 @@ class OutboxDispatcher:
             self._start_chain(deliveries)
         return len(chains)
 
+    async def wait_for_sends(self, within: float | None = None) -> None:
+        """Wait until the sends under way have settled (or ``within`` seconds passed)."""
+        if self._chains:
+            await asyncio.wait(set(self._chains), timeout=within)
+
     async def close(self) -> None:
         """Let sends under way finish for a moment, then stop them (an unsettled claim
         is sent again once its lease runs out, as after a crash)."""
-        if self._chains:
-            await asyncio.wait(set(self._chains), timeout=CLOSE_GRACE_SECONDS)
+        await self.wait_for_sends(CLOSE_GRACE_SECONDS)
         for task in list(self._chains):
             task.cancel()
         for task in list(self._chains):

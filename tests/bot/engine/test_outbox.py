@@ -161,10 +161,11 @@ async def test_a_held_send_does_not_hold_up_other_people(services: Any) -> None:
     assert sender.started.count("slow") == 1, "a send in flight is never claimed twice"
     first_chain = len(sender.started)  # the held person's first replies, then "other"'s
     sender.release.set()
-    await eventually(lambda: len(sender.delivered) == first_chain)
+    await outbox.wait_for_sends()  # sent and settled
+    assert len(sender.delivered) == first_chain
     assert await outbox.dispatch_due() == 1  # now the held person's later reply
-    rows = await outbox_rows(services)
-    await eventually(lambda: len(sender.delivered) == len(rows))
+    await outbox.wait_for_sends()
+    assert len(sender.delivered) == len(await outbox_rows(services))
     assert sender.delivered[0] == "other" and set(sender.delivered[1:]) == {"slow"}
     await outbox.close()
     assert {status for status, _, _ in await outbox_rows(services)} == {"sent"}
