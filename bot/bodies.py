@@ -7,9 +7,17 @@ the sender as is.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from bot.errors import BadInput, PayloadTooLarge
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half a UTF-16 pair: not encodable
+
+
+def has_lone_surrogate(*texts: str) -> bool:
+    """Half of a UTF-16 pair with no other half (JSON "\\ud800"): not encodable."""
+    return any(LONE_SURROGATE.search(text) for text in texts)
 
 
 def decode_json_object(body: bytes, *, max_bytes: int) -> dict[str, Any]:
@@ -41,7 +49,7 @@ def require_string(data: dict[str, Any], field: str, *, max_chars: int, allow_em
         raise BadInput(f"field '{field}' must not be empty")
     if len(value) > max_chars:
         raise BadInput(f"field '{field}' is longer than {max_chars} characters")
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+    if has_lone_surrogate(value):
         raise BadInput(f"field '{field}' contains invalid characters")
     return value
 

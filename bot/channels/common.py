@@ -22,9 +22,10 @@ from typing import Any
 
 from sanic.response import HTTPResponse, json
 
+from bot.bodies import has_lone_surrogate
 from bot.channels.text import split_reply
 from bot.domain import Button, Delivery, DeliveryError, InboundMessage, Reply
-from bot.engine.turns import LONE_SURROGATE, TurnEngine
+from bot.engine.turns import TurnEngine
 from bot.errors import TooManyRequests
 
 logger = logging.getLogger("donghanh.channels")
@@ -37,11 +38,6 @@ def media_text(kind: str) -> str:
     """What a sticker, photo or voice note becomes: the engine answers it politely."""
     safe = "".join(ch for ch in kind if ch.isalnum() or ch == "_")[:32] or "other"
     return MEDIA_PAYLOAD.format(kind=safe)
-
-
-def has_lone_surrogate(*texts: str) -> bool:
-    """Half of a UTF-16 pair with no other half (JSON "\\ud800"): not encodable."""
-    return any(LONE_SURROGATE.search(text) for text in texts)
 
 
 def hmac_sha256_hex(secret: str, body: bytes) -> str:

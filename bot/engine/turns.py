@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from bot.bodies import LONE_SURROGATE
 from bot.domain import AuthorKind, ConversationState, InboundMessage, ParseResult, Priority
 from bot.engine.choices import resolve_choice
 from bot.engine.events import EventHub, message_event
@@ -52,7 +52,6 @@ CORRECTION_REPLY = f"utter_{CORRECTION_INTENT}"
 # a turn that loses a race to another worker is run again on fresh input, this often at
 # most; past that the message stays stored and unanswered, and recovery answers it
 MAX_TURN_ATTEMPTS = 8
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half a UTF-16 pair: not encodable
 FLOODING = (  # never the person's fault; a way to a person stays open
     "Mình chưa kịp đọc hết các tin vừa gửi. Bạn đợi một chút rồi gửi tiếp nhé. "
     "Nguy hiểm ngay: gọi 113. Cần người giúp: gọi 111 (miễn phí, 24/7)."

@@ -204,6 +204,9 @@ def _earlier_reply_in_flight(now: datetime) -> Any:
 
 
 def _build_delivery_query() -> Any:
+    """Outbox rows with their message, contact, and when the person last wrote in that
+    conversation (the platform's own time: Messenger's reply window). Built once:
+    callers add their conditions to a copy."""
     inbound = aliased(Message)
     last_inbound = (  # newest first along ix_messages_conversation: no table scan
         select(inbound.created_at)
@@ -711,12 +714,6 @@ class Store:
 
     # -- outbox ----------------------------------------------------------------------
 
-    def _delivery_query(self) -> Any:
-        """Outbox rows with their message, contact, and when the person last wrote in
-        that conversation (the platform's own time: Messenger's reply window). Built
-        once: callers add their conditions to a copy."""
-        return DELIVERIES
-
     def _to_delivery(
         self,
         item: OutboxItem,
@@ -786,7 +783,7 @@ class Store:
         async with self.sessions() as session:
             rows = (
                 await session.execute(
-                    self._delivery_query().where(
+                    DELIVERIES.where(
                         Contact.pseudonym == pseudonym,
                         OutboxItem.channel == channel,
                         _claimable_now(),
@@ -825,8 +822,7 @@ class Store:
         async with self.sessions() as session:
             rows = (
                 await session.execute(
-                    self._delivery_query()
-                    .where(
+                    DELIVERIES.where(
                         OutboxItem.channel.in_(channels),
                         OutboxItem.status.in_(
                             [OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]
@@ -835,8 +831,7 @@ class Store:
                         ~_earlier_reply_in_flight(now),
                         *self._only_connected(connected_only or {}),
                         *([OutboxItem.id.not_in(list(exclude_ids))] if exclude_ids else []),
-                    )
-                    .limit(limit)
+                    ).limit(limit)
                 )
             ).all()
             return await self._claim(
