@@ -157,28 +157,25 @@ def test_the_server_is_alive_and_logged_no_unexpected_error(
 # -- what the fuzz found ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def http(server: LiveServer, logins: dict[str, Login]) -> Iterator[httpx.Client]:
-    """A client logged in as the supervisor (any role: these fail before the role)."""
-    login = logins[SUPERVISOR]
-    with httpx.Client(
+def _logged_in(server: LiveServer, login: Login) -> httpx.Client:
+    return httpx.Client(
         base_url=server.base_url,
         timeout=30,
         headers={"X-CSRF-Token": login.csrf},
         cookies={"dh_session": login.cookie},
-    ) as client:
+    )
+
+
+@pytest.fixture
+def http(server: LiveServer, logins: dict[str, Login]) -> Iterator[httpx.Client]:
+    """A client logged in as the supervisor (any role: these fail before the role)."""
+    with _logged_in(server, logins[SUPERVISOR]) as client:
         yield client
 
 
 @pytest.fixture
 def admin_http(server: LiveServer, logins: dict[str, Login]) -> Iterator[httpx.Client]:
-    login = logins[ADMIN]
-    with httpx.Client(
-        base_url=server.base_url,
-        timeout=30,
-        headers={"X-CSRF-Token": login.csrf},
-        cookies={"dh_session": login.cookie},
-    ) as client:
+    with _logged_in(server, logins[ADMIN]) as client:
         yield client
 
 
